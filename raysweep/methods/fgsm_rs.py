@@ -1,0 +1,36 @@
+"""FGSM with random start (Wong, Rice, Kolter, ICLR 2020, "Fast is better than free").
+
+δ0 ~ U(−ε, ε) clipped to the image; δ = Π(δ0 + α·sign ∇_δ CE(f(x+δ0), y)); train on
+CE(f(x+δ), y). Defaults from locuslab/fast_adversarial: α = 1.25ε (10/255 at 8/255).
+Faithful to the official code; its epoch-level early stop on PGD-5 of a training batch is
+handled by raysweep's evaluation layer, not here.
+"""
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from ..attacks import fgsm
+from .base import Method, StepResult
+from ..hparams import hp, parse_eps_relative
+from .registry import register_method
+
+
+@dataclass
+class FGSMRSParams:
+    alpha: object = hp("1.25eps", low=0.0, low_open=True, scale_by_eps=True, doc="step size")
+
+
+@register_method
+class FGSMRS(Method):
+    name = "fgsm_rs"
+    Params = FGSMRSParams
+    paper = "Wong, Rice, Kolter, ICLR 2020 (arXiv 2001.03994)"
+
+    def step(self, ctx, x, y):
+        alpha = float(parse_eps_relative(self.p.alpha, self.threat.eps))
+        x_adv = fgsm(ctx.raw_model, x, y, self.threat.eps, alpha=alpha, norm=self.threat.norm, random_init=True)
+        logits = ctx.model(x_adv)
+        per = F.cross_entropy(logits, y, reduction="none")
+        return StepResult(self.weighted_mean(per, ctx), logits.detach(), cost=2.0, x_adv=x_adv,
+                          per_example_loss=per.detach())

@@ -1,0 +1,222 @@
+"""The one training loop. Torch-only: Ray Train, the in-process path and the benchmarks all
+call ``run_trial``; what differs is the ``Reporter`` and how the model is wrapped."""
+
+import math
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from ..attacks import make_attack
+from ..attacks.evaluate import accuracy_under
+from ..data import TensorBatches, load_dataset
+from ..methods import StepContext, Threat, get_method
+from ..models import build_model
+from ..hparams import build_params
+from .dist import DistInfo, pick_device, synchronize
+from .schedule import lr_at
+from .spec import TrialSpec
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite: the trial fails (and may be retried)."""
+
+
+class Reporter:
+    """Receives one report per epoch. ``state`` is the checkpoint (rank 0 only, else None)."""
+
+    def report(self, metrics: Dict[str, float], state: Optional[Dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class LocalReporter(Reporter):
+    """Keeps reports in memory; used by tests, benchmarks and the single-process path."""
+
+    def __init__(self, on_report: Optional[Callable] = None):
+        self.history: List[Dict[str, float]] = []
+        self.last_state = None
+        self.on_report = on_report
+
+    def report(self, metrics, state):
+        self.history.append(dict(metrics))
+        if state is not None:
+            self.last_state = state
+        if self.on_report:
+            self.on_report(metrics, state)
+
+
+def build_method(spec: TrialSpec, num_classes: int):
+    cls = get_method(spec.method)
+    params, errors = build_params(cls.Params, spec.method_params, spec.threat.eps)
+    if errors:
+        raise ValueError("; ".join(f"{spec.method}.{k}: {m}" for k, m in errors))
+    return cls(params, Threat(eps=spec.threat.eps, norm=spec.threat.norm), num_classes)
+
+
+class TrialRun:
+    """Everything one trial trains with. Methods and data policies get it in their hooks."""
+
+    def __init__(self, spec: TrialSpec, dist: Optional[DistInfo] = None, device=None,
+                 wrap_model: Optional[Callable] = None, data=None):
+        self.spec = spec
+        self.dist = dist or DistInfo()
+        self.device = torch.device(device) if device is not None else pick_device(spec.device)
+        ds = spec.dataset
+        self.data = data if data is not None else load_dataset(
+            ds.name, root=ds.root, val_size=ds.val_size, seed=ds.split_seed,
+            train_size=ds.train_size, test_size=ds.test_size)
+        # Keep the tensors where the model is: on a GPU, no host round trip per batch.
+        self.data = self.data.to(self.device)
+        # Same initial weights on every rank; per-rank randomness (random starts) after that.
+        torch.manual_seed(spec.train.seed)
+        self.raw_model = build_model(spec.model.name, self.data.num_classes, self.data.input_shape,
+                                     mean=spec.model.mean, std=spec.model.std, width=spec.model.width).to(self.device)
+        torch.manual_seed(spec.train.seed * 1000 + self.dist.rank)
+        self.model = wrap_model(self.raw_model) if wrap_model else self.raw_model
+        self.method = build_method(spec, self.data.num_classes)
+        self.optimizer = self._make_optimizer()
+        self.loader = TensorBatches(self.data.train, spec.train.batch_size, shuffle=True, seed=spec.train.seed,
+                                    augment=self.data.augment, device=self.device, rank=self.dist.rank,
+                                    world_size=self.dist.world_size)
+        self.policy = None
+        if spec.pruning is not None:
+            from .pruning import make_policy
+
+            self.policy = make_policy(spec.pruning, self)
+        self.epoch = 0  # next epoch to run
+        self.totals = {"train_time_s": 0.0, "cost": 0.0, "extra_time_s": 0.0, "extra_cost": 0.0}
+        self.history: List[Dict[str, float]] = []
+        self.method.setup(self)
+
+    # ------------------------------------------------------------------
+    def _make_optimizer(self):
+        t = self.spec.train
+        params = [p for p in self.raw_model.parameters() if p.requires_grad]
+        if t.optimizer == "adam":
+            return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+    def train_eps(self, t: float) -> float:
+        """The training ε at progress t: ramped over ``train.eps_warmup`` (a common aid on MNIST
+        at ε=0.3, where adversarial training from step 0 can stall at chance)."""
+        w = self.spec.train.eps_warmup
+        eps = self.spec.threat.eps
+        return eps if w <= 0 or t >= w else eps * max(t / w, 1e-3)
+
+    def add_cost(self, time_s: float = 0.0, cost: float = 0.0):
+        """Charge work done outside the step loop (subset selection, a teacher) to this trial."""
+        self.totals["train_time_s"] += time_s
+        self.totals["cost"] += cost
+
+    def cost_units(self, passes_times_examples: float) -> float:
+        """Passes·examples in units of clean epochs over the full training set."""
+        return passes_times_examples / max(1, len(self.data.train))
+
+    # ------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> Dict[str, float]:
+        spec = self.spec
+        self.raw_model.train()
+        self.loader.set_epoch(epoch)
+        synchronize(self.device)
+        t0 = time.perf_counter()
+        self.method.on_epoch_start(epoch, self)
+        if self.policy is not None:
+            self.policy.on_epoch_start(epoch, self)
+        n_steps = max(1, len(self.loader))
+        loss_sum = correct = seen = cost = 0.0
+        for i, (x, y, idx, w) in enumerate(self.loader):
+            lr = lr_at(spec.train, (epoch + i / n_steps) / spec.train.epochs)
+            for g in self.optimizer.param_groups:
+                g["lr"] = lr
+            self.method.threat.eps = self.train_eps((epoch + i / n_steps) / spec.train.epochs)
+            ctx = StepContext(self.model, self.raw_model, epoch, self.data.num_classes, self.data.input_shape, w)
+            self.optimizer.zero_grad(set_to_none=True)
+            res = self.method.step(ctx, x, y)
+            if not torch.isfinite(res.loss):
+                raise NonFiniteLoss(f"non-finite training loss at epoch {epoch}, step {i}: {res.loss.item()}")
+            res.loss.backward()
+            if spec.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), spec.train.grad_clip)
+            self.optimizer.step()
+            if self.policy is not None and res.per_example_loss is not None:
+                self.policy.observe(epoch, idx, res.per_example_loss)
+            b = len(y)
+            loss_sum += res.loss.item() * b
+            correct += (res.logits.argmax(1) == y).sum().item()
+            seen += b
+            cost += res.cost * b
+        if self.policy is not None:
+            self.policy.on_epoch_end(epoch, self)
+        synchronize(self.device)
+        elapsed = time.perf_counter() - t0
+        loss_sum, correct, seen, cost = self.dist.all_reduce_sum([loss_sum, correct, seen, cost], self.device)
+        # Every rank measured the same wall time window; rank 0's is what we report.
+        self.totals["train_time_s"] += elapsed
+        self.totals["cost"] += self.cost_units(cost)
+        return {"train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen),
+                "epoch_time_s": elapsed, "examples_seen": seen, "lr": lr_at(spec.train, (epoch + 1) / spec.train.epochs)}
+
+    def evaluate_val(self) -> Dict[str, float]:
+        """Clean and PGD accuracy on the validation split (sharded across ranks)."""
+        ev, th = self.spec.eval, self.spec.threat
+        val = self.data.val
+        n = len(val) if ev.val_n is None else min(ev.val_n, len(val))
+        if n == 0:
+            return {"val_clean_acc": float("nan"), "val_robust_acc": float("nan")}
+        idx = torch.arange(self.dist.rank, n, self.dist.world_size, device=val.y.device)
+        attacks = {"clean": make_attack("clean", th.eps, th.norm),
+                   "robust": make_attack("pgd", th.eps, th.norm, steps=ev.val_pgd_steps, alpha=ev.val_pgd_alpha)}
+        acc = accuracy_under(self.raw_model, val.x[idx], val.y[idx], attacks, ev.batch_size, self.device)
+        k = len(idx)
+        c_clean, c_rob, total = self.dist.all_reduce_sum([acc["clean"] * k, acc["robust"] * k, k], self.device)
+        return {"val_clean_acc": c_clean / total, "val_robust_acc": c_rob / total}
+
+    # ------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "method": self.method.state_dict(),
+            "policy": self.policy.state_dict() if self.policy is not None else {},
+            "totals": dict(self.totals),
+            "history": list(self.history),
+            "rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]):
+        self.epoch = int(state["epoch"])
+        self.raw_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_state_dict(state.get("method", {}))
+        if self.policy is not None:
+            self.policy.load_state_dict(state.get("policy", {}))
+        self.totals.update(state.get("totals", {}))
+        self.history = list(state.get("history", []))
+        if "rng" in state:
+            torch.set_rng_state(state["rng"].cpu() if hasattr(state["rng"], "cpu") else state["rng"])
+
+    # ------------------------------------------------------------------
+    def run(self, reporter: Reporter) -> List[Dict[str, float]]:
+        for epoch in range(self.epoch, self.spec.train.epochs):
+            tr = self.train_epoch(epoch)
+            ev = self.evaluate_val()
+            metrics = {"epoch": epoch + 1, **tr, **ev,
+                       "train_time_s": self.totals["train_time_s"], "cost": self.totals["cost"]}
+            metrics.update(self.method.on_epoch_end(epoch, metrics, self) or {})
+            metrics = {k: float(v) for k, v in metrics.items()}
+            self.epoch = epoch + 1
+            self.history.append(metrics)
+            reporter.report(metrics, self.state_dict() if self.dist.is_main else None)
+        return self.history
+
+
+def run_trial(spec, reporter: Optional[Reporter] = None, resume_state: Optional[Dict[str, Any]] = None,
+              dist: Optional[DistInfo] = None, device=None, wrap_model=None, data=None) -> List[Dict[str, float]]:
+    """Train one configuration; returns the per-epoch metrics. ``spec`` may be a dict."""
+    if isinstance(spec, dict):
+        spec = TrialSpec.from_dict(spec)
+    run = TrialRun(spec, dist=dist, device=device, wrap_model=wrap_model, data=data)
+    if resume_state is not None:
+        run.load_state_dict(resume_state)
+    return run.run(reporter or LocalReporter())

@@ -1,0 +1,123 @@
+"""The fully resolved configuration of one trial, as plain dataclasses with bounds.
+
+This is what a Ray Train worker receives (as a dict) and what MLflow logs as a child run's
+params. The YAML layer (``raysweep.config``) validates user files into these."""
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..hparams import build_params, hp
+
+
+@dataclass
+class DatasetSpec:
+    name: str = hp("mnist", doc="dataset registry key")
+    root: Optional[str] = hp(None, doc="directory with the dataset files (standard layout)")
+    val_size: int = hp(5000, low=0, doc="examples carved from the training set for model selection")
+    train_size: Optional[int] = hp(None, low=1, doc="subsample the training set (after the validation split)")
+    test_size: Optional[int] = hp(None, low=1, doc="subsample the test set used by final evaluation")
+    split_seed: int = hp(0, low=0, doc="seed of the validation split and subsamples")
+
+
+@dataclass
+class ModelSpec:
+    name: str = hp("small_cnn", doc="model registry key")
+    width: Optional[int] = hp(None, low=1, doc="base width (model default when null)")
+    mean: Optional[List[float]] = hp(None, doc="per-channel normalisation mean (inside the model)")
+    std: Optional[List[float]] = hp(None, doc="per-channel normalisation std (inside the model)")
+
+
+@dataclass
+class ThreatSpec:
+    norm: str = hp("linf", choices=("linf", "l2"), doc="threat-model norm")
+    eps: float = hp(0.3, low=0.0, low_open=True, high=1.0, doc="perturbation budget in [0,1] pixel units")
+
+
+@dataclass
+class TrainSpec:
+    epochs: int = hp(5, low=1, high=10_000)
+    batch_size: int = hp(128, low=1, high=1_000_000)
+    lr: float = hp(0.1, low=0.0, low_open=True, high=10.0)
+    optimizer: str = hp("sgd", choices=("sgd", "adam"))
+    momentum: float = hp(0.9, low=0.0, high=1.0, high_open=True)
+    weight_decay: float = hp(5e-4, low=0.0, high=1.0)
+    schedule: str = hp("cyclic", choices=("constant", "cyclic", "multistep", "cosine"))
+    cyclic_peak: float = hp(0.4, low=0.0, high=1.0, doc="cyclic: fraction of training at which the LR peaks")
+    milestones: List[float] = hp([0.5, 0.75], doc="multistep: fractions of training where the LR is multiplied by gamma")
+    gamma: float = hp(0.1, low=0.0, low_open=True, high=1.0)
+    eps_warmup: float = hp(0.0, low=0.0, high=1.0, doc="fraction of training over which the training ε ramps linearly from 0 (0: off)")
+    grad_clip: Optional[float] = hp(None, low=0.0, low_open=True, doc="clip the gradient norm (null: off)")
+    seed: int = hp(0, low=0)
+
+
+@dataclass
+class EvalSpec:
+    val_pgd_steps: int = hp(10, low=1, high=1000, doc="PGD steps for val_robust_acc")
+    val_pgd_alpha: Optional[float] = hp(None, low=0.0, low_open=True, doc="PGD step size; null: 2.5·ε/steps")
+    val_n: Optional[int] = hp(None, low=1, doc="evaluate on the first n validation examples (null: all)")
+    batch_size: int = hp(500, low=1)
+
+
+@dataclass
+class PruningSpec:
+    """Data pruning policy, composable with any method (see raysweep.train.pruning)."""
+
+    mode: str = hp("static", choices=("static", "dynamic"))
+    keep: float = hp(0.5, low=0.0, low_open=True, high=1.0, high_open=True, doc="fraction of training examples kept")
+    rule: str = hp("low", choices=("high", "low", "both", "random", "loss", "gradmatch"))
+    warmup_epochs: int = hp(1, low=0)
+    every: int = hp(5, low=1, doc="dynamic: re-select every this many epochs")
+    stratified: bool = hp(True, doc="apply the rule per class, keeping class proportions")
+
+
+SECTIONS = {"dataset": DatasetSpec, "model": ModelSpec, "threat": ThreatSpec, "train": TrainSpec, "eval": EvalSpec}
+
+
+@dataclass
+class TrialSpec:
+    method: str = "fgsm_rs"
+    method_params: Dict[str, Any] = field(default_factory=dict)
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    threat: ThreatSpec = field(default_factory=ThreatSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    pruning: Optional[PruningSpec] = None
+    device: str = "auto"
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "TrialSpec":
+        """Build from a plain dict (as shipped to Ray workers); raises ValueError on bad input."""
+        d = dict(d)
+        kw: Dict[str, Any] = {}
+        errors: List[Tuple[str, str]] = []
+        for name, sec_cls in list(SECTIONS.items()) + [("pruning", PruningSpec)]:
+            if name in d and d[name] is not None:
+                inst, errs = build_params(sec_cls, dict(d.pop(name)))
+                errors += [(f"{name}.{k}", m) for k, m in errs]
+                kw[name] = inst
+            else:
+                d.pop(name, None)
+        for k in ("method", "method_params", "device"):
+            if k in d:
+                kw[k] = d.pop(k)
+        errors += [(k, "unknown key") for k in d]
+        if errors:
+            raise ValueError("; ".join(f"{k}: {m}" for k, m in errors))
+        return cls(**kw)
+
+
+def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """{'train': {'lr': 0.1}} -> {'train.lr': 0.1}; lists stay values."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
