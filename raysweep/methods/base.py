@@ -62,6 +62,9 @@ class Method:
     def on_epoch_start(self, epoch: int, run) -> None:
         pass
 
+    def before_eval(self, run) -> None:
+        """Called after each training epoch, before the validation evaluation (e.g. BN recalibration)."""
+
     def on_epoch_end(self, epoch: int, metrics: Dict[str, float], run) -> Dict[str, float]:
         """Return extra metrics to report for this epoch."""
         return {}

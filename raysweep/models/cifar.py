@@ -29,6 +29,13 @@ class PreActBlock(SkippableBlock):
             return s
         return self.conv2(F.relu(self.bn2(self.conv1(a)))) + s
 
+    # The SkippableBlock API, standalone (forward fuses them so bn1 runs once per call).
+    def residual(self, h):
+        return self.conv2(F.relu(self.bn2(self.conv1(F.relu(self.bn1(h))))))
+
+    def shortcut(self, h):
+        return h if self.proj is None else self.proj(F.relu(self.bn1(h)))
+
     def shortcut_modules(self):
         # bn1 feeds both branches; count it with the residual branch (it is tiny)
         return [] if self.proj is None else [self.proj]

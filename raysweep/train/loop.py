@@ -200,10 +200,13 @@ class TrialRun:
     def run(self, reporter: Reporter) -> List[Dict[str, float]]:
         for epoch in range(self.epoch, self.spec.train.epochs):
             tr = self.train_epoch(epoch)
+            self.method.before_eval(self)
             ev = self.evaluate_val()
             metrics = {"epoch": epoch + 1, **tr, **ev,
                        "train_time_s": self.totals["train_time_s"], "cost": self.totals["cost"]}
             metrics.update(self.method.on_epoch_end(epoch, metrics, self) or {})
+            if self.policy is not None:
+                metrics.update(self.policy.metrics())
             metrics = {k: float(v) for k, v in metrics.items()}
             self.epoch = epoch + 1
             self.history.append(metrics)

@@ -1,0 +1,185 @@
+"""raysweep command line: sweep | resume | validate | methods | pareto | ui.
+
+User errors (bad YAML, bad values, missing data) print one line and exit with code 2,
+before anything is started or written."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ._env import apply_quiet_env
+from .errors import UserError
+
+
+def _print(*a, **kw):
+    kw.setdefault("flush", True)
+    print(*a, **kw)
+
+
+def cmd_validate(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.file, args.set)
+    _print(f"{cfg.file}: OK")
+    _print(f"name: {cfg.name}")
+    _print(f"methods: {', '.join(cfg.methods)}")
+    _print(f"objectives: {', '.join(f'{o.metric} ({o.mode})' for o in cfg.objectives)}")
+    _print(f"sweep: {cfg.sweep.model_dump()}")
+    _print(f"resources: {cfg.resources.model_dump()}")
+    _print("search space:")
+    for line in cfg.describe_space() or ["(empty: every trial uses the fixed config)"]:
+        _print(f"  {line}")
+    _print("resolved trial config (first method, search at defaults):")
+    spec = cfg.trial_spec({"method": cfg.methods[0]}).to_dict()
+    import yaml
+
+    _print("  " + yaml.safe_dump(spec, sort_keys=False).replace("\n", "\n  ").rstrip())
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .config import load_config
+    from .tune.runner import experiment_dir, latest_sweep_dir, run_sweep
+
+    cfg = load_config(args.file, args.set)
+    resume_dir = None
+    if args.resume:
+        resume_dir = latest_sweep_dir(experiment_dir(cfg, Path.cwd()))
+        if resume_dir is None:
+            _print(f"raysweep: no earlier sweep of {cfg.name!r} to resume; starting a new one")
+    summary = run_sweep(cfg, resume_dir=resume_dir, printer=_print)
+    _print(f"raysweep: results: {summary['pareto_csv']}" + (f", {summary['pareto_png']}" if summary.get("pareto_png") else ""))
+    _print("raysweep: open them with:  raysweep ui")
+    return 0 if summary["finished"] > 0 else 1
+
+
+def cmd_resume(args) -> int:
+    from .config import load_config
+    from .tune.runner import latest_sweep_dir, run_sweep
+
+    target = Path(args.experiment)
+    if not target.exists():
+        target = Path(args.storage) / args.experiment
+    if not target.exists():
+        raise UserError(f"no experiment {args.experiment!r} under {args.storage} (pass the experiment name or its directory)")
+    sweep_dir = target if (target / "state.json").is_file() else latest_sweep_dir(target)
+    if sweep_dir is None:
+        raise UserError(f"{target}: no sweep with a state.json to resume")
+    state = json.loads((sweep_dir / "state.json").read_text())
+    cfg_file = sweep_dir / "sweep.yaml"
+    cfg = load_config(cfg_file)
+    cfg.file = state.get("config_file", str(cfg_file))
+    summary = run_sweep(cfg, resume_dir=sweep_dir, printer=_print)
+    return 0 if summary["finished"] > 0 else 1
+
+
+def cmd_methods(args) -> int:
+    import dataclasses
+
+    from .hparams import describe_bounds
+    from .methods import get_method, list_methods
+
+    for name in list_methods():
+        cls = get_method(name)
+        tag = "" if cls.fidelity == "faithful" else f"  [{cls.fidelity}]"
+        _print(f"{name}{tag}: {cls.paper}")
+        if args.verbose:
+            for f in dataclasses.fields(cls.Params):
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                _print(f"    {f.name} = {default!r}  ({describe_bounds(f)}) {f.metadata.get('doc', '')}")
+    return 0
+
+
+def cmd_pareto(args) -> int:
+    from .tracking.report import load_sweep_front
+    from .tune.runner import format_table
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    rows, objectives, parent = load_sweep_front(args.experiment, uri, run_id=args.run)
+    front = [r for r in rows if r["pareto_optimal"]]
+    _print(f"experiment {args.experiment!r}, sweep run {parent}: {len(rows)} finished trials, {len(front)} on the front "
+           f"({', '.join(f'{m} {d}' for m, d in objectives)})")
+    cols = ["trial", "method"] + [m for m, _ in objectives]
+    for extra in ("val_clean_acc", "val_robust_acc", "cost", "test_clean_acc", "test_pgd20_acc"):
+        if extra not in cols and any(extra in r for r in front):
+            cols.append(extra)
+    cols.append("run_id")
+    _print(format_table(front if not args.all else rows, cols + (["pareto_optimal"] if args.all else [])))
+    return 0
+
+
+def cmd_ui(args) -> int:
+    from .tracking.store import default_tracking_uri
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+           "--port", str(args.port), "--workers", "1"]
+    _print(f"raysweep: MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)")
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="raysweep", description="Multi-objective sweeps of efficient adversarial training "
+                                "(Ray Tune + Optuna + Ray Train, tracked in MLflow).")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("sweep", help="run a sweep from a search-space YAML", description="Run a multi-objective sweep.")
+    s.add_argument("file", help="search-space YAML (see search_spaces/)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a YAML value, e.g. --set sweep.num_samples=4 --set train.epochs=1")
+    s.add_argument("--resume", action="store_true", help="continue the latest sweep of this experiment instead of starting a new one")
+    s.set_defaults(fn=cmd_sweep)
+
+    r = sub.add_parser("resume", help="continue a sweep whose driver stopped", description="Resume an interrupted sweep.")
+    r.add_argument("experiment", help="experiment name (or a sweep directory)")
+    r.add_argument("--storage", default="raysweep_runs", help="storage path the sweep used (default: ./raysweep_runs)")
+    r.set_defaults(fn=cmd_resume)
+
+    v = sub.add_parser("validate", help="check a YAML and print the resolved config; starts nothing",
+                       description="Validate a search-space YAML.")
+    v.add_argument("file")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    v.set_defaults(fn=cmd_validate)
+
+    m = sub.add_parser("methods", help="list the registered training methods", description="List methods.")
+    m.add_argument("-v", "--verbose", action="store_true", help="show each method's parameters, defaults and bounds")
+    m.set_defaults(fn=cmd_methods)
+
+    pa = sub.add_parser("pareto", help="print the Pareto front of an experiment's latest sweep",
+                        description="Print the Pareto front recorded in MLflow.")
+    pa.add_argument("experiment", help="MLflow experiment name (the YAML's name unless mlflow.experiment is set)")
+    pa.add_argument("--run", help="the sweep's parent run id (default: the latest sweep)")
+    pa.add_argument("--all", action="store_true", help="print every finished trial, not only the front")
+    pa.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
+    pa.set_defaults(fn=cmd_pareto)
+
+    u = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1", description="Serve the MLflow UI (localhost only).")
+    u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: not reachable from other machines)")
+    u.add_argument("--tracking-uri")
+    u.set_defaults(fn=cmd_ui)
+    return p
+
+
+def main(argv=None) -> int:
+    apply_quiet_env()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        print(f"raysweep: error: {e}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("raysweep: interrupted; `raysweep resume` continues where it stopped", file=sys.stderr, flush=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+"""Search-space YAML -> a validated ``SweepConfig``.
+
+Every problem is a ``ConfigError`` naming the file, the dotted key and what is allowed, so
+``raysweep`` can print one line and exit 2 before anything is started or written. The
+structural sections (sweep, resources, mlflow, objectives, final_eval) are pydantic models;
+the training sections are checked against the torch core's own dataclasses
+(``raysweep.train.spec``) and each method's ``Params``, so the bounds live in one place.
+"""
+
+import copy
+import difflib
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .data import dataset_names
+from .errors import ConfigError
+from .hparams import build_params, check_value, describe_bounds, fields_of, parse_eps_relative
+from .methods import get_method, list_methods
+from .models import list_models
+from .train.spec import SECTIONS, PruningSpec, TrialSpec
+
+METRICS = ("train_time_s", "cost", "val_robust_acc", "val_clean_acc", "train_loss", "train_acc", "epoch_time_s")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Objective(_Strict):
+    metric: str
+    mode: Literal["min", "max"]
+
+
+class SweepSection(_Strict):
+    num_samples: int = Field(8, ge=1, le=100_000)
+    max_concurrent: int = Field(2, ge=1, le=10_000)
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    seed: int = Field(0, ge=0)
+    repeats: int = Field(1, ge=1, le=100)
+    max_failures: int = Field(1, ge=0, le=100, description="retries of a failing trial before it is marked failed")
+    population_size: Optional[int] = Field(None, ge=2, description="nsga2 population (default: min(num_samples, 8))")
+
+
+class ResourcesSection(_Strict):
+    num_workers: int = Field(1, ge=1, le=4096)
+    cpus_per_worker: float = Field(1.0, gt=0, le=1024)
+    gpus_per_worker: float = Field(1.0, ge=0, le=64, description="used when a GPU is in use; fractions allowed")
+    use_gpu: Union[bool, Literal["auto"]] = "auto"
+    executor: Literal["train", "inprocess", "auto"] = "train"
+
+
+class MlflowSection(_Strict):
+    tracking_uri: Optional[str] = None
+    experiment: Optional[str] = None
+
+
+class FinalEvalSection(_Strict):
+    enabled: bool = True
+    attacks: List[Literal["clean", "pgd20", "pgd50x10", "cw20", "fgsm"]] = ["clean", "pgd20"]
+    n: Optional[int] = Field(None, ge=1, description="test examples (null: the whole test set)")
+    members: Literal["front", "most_robust"] = "front"
+
+
+_TOP = {
+    "name": "experiment name (letters, digits, '-', '_', '.')",
+    "method": "a method name or {choice: [...]}",
+    "dataset": "DatasetSpec", "model": "ModelSpec", "threat": "ThreatSpec", "train": "TrainSpec",
+    "eval": "EvalSpec", "pruning": "PruningSpec (optional)", "params": "fixed method hyperparameters",
+    "search": "swept parameters", "objectives": "list of {metric, mode}", "sweep": "search settings",
+    "resources": "per-trial resources", "mlflow": "tracking settings", "storage_path": "where Ray and Optuna state go",
+    "final_eval": "test-set evaluation of the front", "description": "free text",
+}
+
+
+@dataclass
+class Dist:
+    kind: str  # float | int | choice
+    low: Any = None
+    high: Any = None
+    log: bool = False
+    step: Any = None
+    choices: Optional[list] = None
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return f"choice{self.choices}"
+        return f"{self.kind}[{self.low}, {self.high}]" + (" log" if self.log else "") + (f" step {self.step}" if self.step else "")
+
+
+@dataclass
+class SearchParam:
+    key: str  # as written in YAML and as named in Optuna
+    target: Tuple[str, str]  # ("train", "lr") | ("params", "alpha") | ("pruning", "keep") ...
+    methods: Optional[List[str]]  # None: applies to every trial; else only to these methods
+    dist: Dist
+
+
+@dataclass
+class SweepConfig:
+    file: str
+    name: str
+    methods: List[str]  # one entry: fixed method; several: a categorical choice
+    base: Dict[str, Any]  # trial sections after validation: dataset/model/threat/train/eval/pruning
+    params: Dict[str, Dict[str, Any]]  # fixed params per method
+    search: List[SearchParam]
+    objectives: List[Objective]
+    sweep: SweepSection
+    resources: ResourcesSection
+    mlflow: MlflowSection
+    final_eval: FinalEvalSection
+    storage_path: Optional[str]
+    raw: Dict[str, Any] = field(default_factory=dict)  # the YAML as loaded (after --set)
+
+    @property
+    def is_cross_method(self) -> bool:
+        return len(self.methods) > 1
+
+    def trial_spec(self, sampled: Dict[str, Any]) -> TrialSpec:
+        """The full trial config for one point of the search space (keys as in ``search``)."""
+        method = sampled.get("method", self.methods[0])
+        d = copy.deepcopy(self.base)
+        d["method"] = method
+        d["method_params"] = dict(self.params.get(method, {}))
+        for sp in self.search:
+            if sp.key not in sampled:
+                continue
+            sec, name = sp.target
+            if sec == "params":
+                d["method_params"][name] = sampled[sp.key]
+            else:
+                d.setdefault(sec, {})[name] = sampled[sp.key]
+        return TrialSpec.from_dict(d)
+
+    def describe_space(self) -> List[str]:
+        lines = []
+        if self.is_cross_method:
+            lines.append(f"method: choice{self.methods}")
+        for sp in self.search:
+            only = f"   (only for {', '.join(sp.methods)})" if sp.methods and self.is_cross_method else ""
+            lines.append(f"{sp.key}: {sp.dist.describe()}{only}")
+        return lines
+
+
+# ---------------------------------------------------------------------------------------
+def _did_you_mean(key: str, allowed) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _unknown(file, key, allowed, where=""):
+    full = f"{where}{key}"
+    return ConfigError(file, full, f"unknown key ({_did_you_mean(key, allowed)}allowed: {', '.join(sorted(allowed))})")
+
+
+def apply_overrides(raw: Dict[str, Any], overrides: List[str], file) -> Dict[str, Any]:
+    """``--set a.b=value``: value parsed as YAML (so numbers, lists and booleans work)."""
+    raw = copy.deepcopy(raw)
+    for ov in overrides or []:
+        if "=" not in ov:
+            raise ConfigError(file, ov, "--set needs KEY=VALUE (e.g. --set sweep.num_samples=4)")
+        key, val = ov.split("=", 1)
+        try:
+            value = yaml.safe_load(val)
+        except yaml.YAMLError:
+            value = val
+        node = raw
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        node[parts[-1]] = value
+    return raw
+
+
+def load_yaml(path) -> Dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(p, None, "file not found")
+    try:
+        # safe_load: plain data only, never object construction from tags
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(p, None, f"{where}not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(p, None, "expected a mapping of sections at the top level")
+    return raw
+
+
+def _pydantic(model_cls, data, file, section):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(file, section, f"must be a mapping, got {type(data).__name__}")
+    try:
+        return model_cls(**data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        key = f"{section}.{loc}" if loc else section
+        if err["type"] == "extra_forbidden":
+            allowed = model_cls.model_fields.keys()
+            raise _unknown(file, str(err["loc"][-1]), allowed, where=f"{section}.") from None
+        inp = err.get("input")
+        raise ConfigError(file, key, f"{inp!r}: {err['msg']}") from None
+
+
+def _section(file, raw, name, cls, eps):
+    data = raw.get(name) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(file, name, f"must be a mapping, got {type(data).__name__}")
+    fields = fields_of(cls)
+    for k in data:
+        if k not in fields:
+            raise _unknown(file, k, fields, where=f"{name}.")
+    inst, errors = build_params(cls, data, eps)
+    if errors:
+        k, msg = errors[0]
+        raise ConfigError(file, f"{name}.{k}", msg)
+    return inst
+
+
+def _parse_dist(file, key, spec) -> Dist:
+    if not isinstance(spec, dict):
+        raise ConfigError(file, f"search.{key}", "must be {float: [lo, hi]}, {int: [lo, hi]} or {choice: [...]}")
+    kinds = [k for k in ("float", "int", "choice") if k in spec]
+    extra = set(spec) - {"float", "int", "choice", "log", "step"}
+    if extra:
+        raise _unknown(file, sorted(extra)[0], ("float", "int", "choice", "log", "step"), where=f"search.{key}.")
+    if len(kinds) != 1:
+        raise ConfigError(file, f"search.{key}", "give exactly one of float: [lo, hi], int: [lo, hi], choice: [...]")
+    kind = kinds[0]
+    val = spec[kind]
+    if kind == "choice":
+        if not isinstance(val, list) or not val:
+            raise ConfigError(file, f"search.{key}.choice", "must be a non-empty list")
+        if "log" in spec or "step" in spec:
+            raise ConfigError(file, f"search.{key}", "log/step apply to float and int ranges only")
+        return Dist("choice", choices=list(val))
+    if not (isinstance(val, list) and len(val) == 2):
+        raise ConfigError(file, f"search.{key}.{kind}", "must be a list [low, high]")
+    lo, hi = val
+    num = (int,) if kind == "int" else (int, float)
+    if any(isinstance(v, bool) or not isinstance(v, num) for v in (lo, hi)):
+        raise ConfigError(file, f"search.{key}.{kind}", f"bounds {val} must be {'integers' if kind == 'int' else 'numbers'}")
+    if any(isinstance(v, float) and not math.isfinite(v) for v in (lo, hi)):
+        raise ConfigError(file, f"search.{key}.{kind}", "bounds must be finite")
+    if not lo < hi:
+        raise ConfigError(file, f"search.{key}.{kind}", f"low {lo} must be below high {hi}")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(file, f"search.{key}.log", "must be true or false")
+    if log and lo <= 0:
+        raise ConfigError(file, f"search.{key}.{kind}", f"log scale needs low > 0, got {lo}")
+    step = spec.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, num) or step <= 0 or log):
+        raise ConfigError(file, f"search.{key}.step", "must be a positive number, and not combined with log")
+    return Dist(kind, lo, hi, log, step)
+
+
+def _resolve_target(file, key, methods, sections) -> Tuple[Tuple[str, str], Optional[List[str]], Any]:
+    """Where a search key lands, for which methods, and its field (for bounds)."""
+    if "." in key:
+        head, name = key.split(".", 1)
+        if head in sections:
+            flds = fields_of(sections[head])
+            if name not in flds:
+                raise _unknown(file, name, flds, where=f"search.{head}.")
+            return (head, name), None, flds[name]
+        if head in methods:
+            flds = fields_of(get_method(head).Params)
+            if name not in flds:
+                raise _unknown(file, name, flds, where=f"search.{head}.")
+            return ("params", name), [head], flds[name]
+        raise ConfigError(file, f"search.{key}", f"{head!r} is neither a section ({', '.join(sections)}) nor a method of this sweep ({', '.join(methods)})")
+    train_fields = fields_of(SECTIONS["train"])
+    if key in train_fields:
+        return ("train", key), None, train_fields[key]
+    having = [m for m in methods if key in fields_of(get_method(m).Params)]
+    if not having:
+        allowed = set(train_fields)
+        for m in methods:
+            allowed |= set(fields_of(get_method(m).Params))
+        raise _unknown(file, key, allowed, where="search.")
+    return ("params", key), having, fields_of(get_method(having[0]).Params)[key]
+
+
+def _check_dist_against_field(file, key, dist: Dist, fld, eps):
+    vals = dist.choices if dist.kind == "choice" else [dist.low, dist.high]
+    default = fld.default
+    if dist.kind == "float" and isinstance(default, int) and not isinstance(default, bool):
+        raise ConfigError(file, f"search.{key}", f"{fld.name} is an integer; use int: [lo, hi] or choice")
+    for v in vals:
+        v2 = parse_eps_relative(v, eps) if fld.metadata.get("scale_by_eps") else v
+        msg = check_value(fld, v2)
+        if msg:
+            raise ConfigError(file, f"search.{key}", f"{msg} ({fld.name} must be {describe_bounds(fld)})")
+
+
+def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
+    file = str(file)
+    for k in raw:
+        if k not in _TOP:
+            raise _unknown(file, k, _TOP)
+    name = raw.get("name")
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise ConfigError(file, "name", f"{name!r}: must be a non-empty string of letters, digits, '-', '_', '.'")
+
+    # methods
+    m = raw.get("method")
+    if isinstance(m, str):
+        methods = [m]
+    elif isinstance(m, dict) and set(m) == {"choice"} and isinstance(m["choice"], list) and m["choice"]:
+        methods = list(m["choice"])
+    else:
+        raise ConfigError(file, "method", f"{m!r}: must be a method name or {{choice: [names]}} (allowed: {', '.join(list_methods())})")
+    for mm in methods:
+        if mm not in list_methods():
+            raise ConfigError(file, "method", f"unknown method {mm!r} ({_did_you_mean(str(mm), list_methods())}allowed: {', '.join(list_methods())})")
+    if len(set(methods)) != len(methods):
+        raise ConfigError(file, "method", "a method is listed twice")
+
+    # training sections, checked against the torch core's dataclasses
+    threat = _section(file, raw, "threat", SECTIONS["threat"], 0.0)
+    eps = threat.eps
+    base: Dict[str, Any] = {"threat": asdict(threat)}
+    for sec in ("dataset", "model", "train", "eval"):
+        base[sec] = asdict(_section(file, raw, sec, SECTIONS[sec], eps))
+    if base["dataset"]["name"] not in dataset_names():
+        raise ConfigError(file, "dataset.name", f"unknown dataset {base['dataset']['name']!r} (allowed: {', '.join(dataset_names())})")
+    if base["model"]["name"] not in list_models():
+        raise ConfigError(file, "model.name", f"unknown model {base['model']['name']!r} (allowed: {', '.join(list_models())})")
+    root = base["dataset"].get("root")
+    if root is not None and not Path(root).expanduser().is_dir():
+        raise ConfigError(file, "dataset.root", f"directory {root} does not exist (expected the {base['dataset']['name']} files in their standard layout)")
+    sections = dict(SECTIONS)
+    if raw.get("pruning") is not None:
+        base["pruning"] = asdict(_section(file, raw, "pruning", PruningSpec, eps))
+        sections["pruning"] = PruningSpec
+
+    # fixed method params
+    params_raw = raw.get("params") or {}
+    if not isinstance(params_raw, dict):
+        raise ConfigError(file, "params", "must be a mapping")
+    params: Dict[str, Dict[str, Any]] = {mm: {} for mm in methods}
+    if len(methods) == 1:
+        params_raw = {methods[0]: params_raw} if not (set(params_raw) == {methods[0]}) else params_raw
+    for mm, pv in params_raw.items():
+        if mm not in methods:
+            raise ConfigError(file, f"params.{mm}", f"in a cross-method sweep, params are keyed by method (one of: {', '.join(methods)})")
+        if not isinstance(pv, dict):
+            raise ConfigError(file, f"params.{mm}", "must be a mapping of parameter: value")
+        cls = get_method(mm).Params
+        _, errors = build_params(cls, pv, eps)
+        if errors:
+            k, msg = errors[0]
+            where = f"params.{k}" if len(methods) == 1 else f"params.{mm}.{k}"
+            if msg.startswith("unknown parameter"):
+                raise _unknown(file, k, fields_of(cls), where=where[: -len(k)])
+            raise ConfigError(file, where, msg)
+        params[mm] = dict(pv)
+
+    # search space
+    search_raw = raw.get("search") or {}
+    if not isinstance(search_raw, dict):
+        raise ConfigError(file, "search", "must be a mapping of key: distribution")
+    search: List[SearchParam] = []
+    for key, spec in search_raw.items():
+        key = str(key)
+        if key == "method":
+            raise ConfigError(file, "search.method", "choose methods with the top-level key  method: {choice: [...]}")
+        dist = _parse_dist(file, key, spec)
+        target, only, fld = _resolve_target(file, key, methods, sections)
+        _check_dist_against_field(file, key, dist, fld, eps)
+        search.append(SearchParam(key, target, only, dist))
+
+    objectives_raw = raw.get("objectives", [{"metric": "train_time_s", "mode": "min"}, {"metric": "val_robust_acc", "mode": "max"}])
+    if not isinstance(objectives_raw, list) or not objectives_raw:
+        raise ConfigError(file, "objectives", "must be a non-empty list of {metric, mode}")
+    objectives = []
+    for i, o in enumerate(objectives_raw):
+        obj = _pydantic(Objective, o, file, f"objectives[{i}]")
+        if obj.metric not in METRICS:
+            raise ConfigError(file, f"objectives[{i}].metric", f"unknown metric {obj.metric!r} ({_did_you_mean(obj.metric, METRICS)}allowed: {', '.join(METRICS)})")
+        objectives.append(obj)
+    if len({o.metric for o in objectives}) != len(objectives):
+        raise ConfigError(file, "objectives", "an objective is listed twice")
+
+    cfg = SweepConfig(
+        file=file, name=name, methods=methods, base=base, params=params, search=search, objectives=objectives,
+        sweep=_pydantic(SweepSection, raw.get("sweep"), file, "sweep"),
+        resources=_pydantic(ResourcesSection, raw.get("resources"), file, "resources"),
+        mlflow=_pydantic(MlflowSection, raw.get("mlflow"), file, "mlflow"),
+        final_eval=_pydantic(FinalEvalSection, raw.get("final_eval"), file, "final_eval"),
+        storage_path=raw.get("storage_path"), raw=raw,
+    )
+    if cfg.storage_path is not None and not isinstance(cfg.storage_path, str):
+        raise ConfigError(file, "storage_path", "must be a path or URI string")
+    # A full trial spec for every method must build (catches cross-field problems early).
+    for mm in methods:
+        try:
+            cfg.trial_spec({"method": mm})
+        except ValueError as e:
+            raise ConfigError(file, f"params.{mm}", str(e)) from None
+    return cfg
+
+
+def load_config(path, overrides: Optional[List[str]] = None) -> SweepConfig:
+    raw = apply_overrides(load_yaml(path), overrides or [], path)
+    return parse_config(raw, path)

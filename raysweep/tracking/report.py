@@ -1,0 +1,40 @@
+"""Read a sweep back from MLflow: its finished trials and their Pareto front."""
+
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import UserError
+from .pareto import front_rows
+from .store import default_tracking_uri
+
+
+def load_sweep_front(experiment: str, tracking_uri: Optional[str] = None, run_id: Optional[str] = None
+                     ) -> Tuple[List[Dict], List[Tuple[str, str]], str]:
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = [e.name for e in client.search_experiments()]
+        raise UserError(f"no MLflow experiment {experiment!r} in {uri} (have: {', '.join(names) or 'none'})")
+    if run_id is None:
+        parents = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'sweep'",
+                                     order_by=["attributes.start_time DESC"], max_results=1)
+        if not parents:
+            raise UserError(f"experiment {experiment!r} has no raysweep sweep run")
+        parent = parents[0]
+    else:
+        parent = client.get_run(run_id)
+    spec = parent.data.params.get("objectives", "train_time_s:min,val_robust_acc:max")
+    objectives = [tuple(s.split(":")) for s in spec.split(",")]
+    children = client.search_runs([exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+                                  max_results=10_000)
+    rows = []
+    for c in children:
+        if c.data.tags.get("status") != "FINISHED":
+            continue
+        rows.append({"trial": int(c.data.tags.get("optuna_trial", -1)), "method": c.data.tags.get("method", "?"),
+                     "run_id": c.info.run_id, **c.data.metrics})
+    front_rows(rows, [{"metric": m, "mode": d} for m, d in objectives])
+    rows.sort(key=lambda r: r["trial"])
+    return rows, objectives, parent.info.run_id

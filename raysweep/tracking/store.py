@@ -1,0 +1,115 @@
+"""The MLflow layer, written from the sweep driver only (one writer per store).
+
+One parent run per sweep, one child run per trial (tagged ``mlflow.parentRunId``), run ids
+kept in the sweep's state file so that a resumed sweep appends to the same runs instead of
+opening duplicates (the MLflowLoggerCallback problems of ray #19978 / #30649 / mlflow #4248).
+"""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from .. import __version__
+
+
+def default_tracking_uri(workdir=None) -> str:
+    """sqlite in the working directory, as an absolute URI (Ray workers have other cwds)."""
+    return "sqlite:///" + str((Path(workdir or os.getcwd()) / "mlflow.db").absolute())
+
+
+def is_local_uri(uri: str) -> bool:
+    return uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
+
+
+def git_commit(path=".") -> Optional[str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _param_value(v) -> str:
+    s = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return s[:6000]
+
+
+SECRET_HINTS = ("password", "secret", "token", "api_key", "apikey", "credential")
+
+
+class SweepTracker:
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Optional[Path] = None):
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            loc = None
+            if is_local_uri(tracking_uri):
+                root = Path(artifact_root or Path.cwd() / "mlartifacts").absolute()
+                loc = (root / experiment).as_uri()
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=loc)
+        else:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            self.experiment_id = exp.experiment_id
+        self.experiment = experiment
+
+    # -- runs --------------------------------------------------------------------------
+    def start_parent(self, run_name: str, tags: Dict[str, str], existing_run_id: Optional[str] = None) -> str:
+        if existing_run_id:
+            self.client.update_run(existing_run_id, status="RUNNING")
+            return existing_run_id
+        tags = {"raysweep.version": __version__, "raysweep.kind": "sweep", **tags}
+        commit = git_commit()
+        if commit:
+            tags["mlflow.source.git.commit"] = commit
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        return run.info.run_id
+
+    def start_child(self, parent_id: str, run_name: str, params: Dict[str, Any], tags: Dict[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                     tags={"mlflow.parentRunId": parent_id, "raysweep.kind": "trial", **tags})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: Dict[str, Any]):
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_value(v)) for k, v in params.items()
+                 if not any(h in k.lower() for h in SECRET_HINTS)]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i:i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Dict[str, float], step: int):
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        ms = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if isinstance(v, (int, float))]
+        if ms:
+            self.client.log_batch(run_id, metrics=ms)
+
+    def set_tags(self, run_id: str, tags: Dict[str, Any]):
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def end_run(self, run_id: str, status: str = "FINISHED"):
+        self.client.set_terminated(run_id, status=status)
+
+    # -- artifacts ---------------------------------------------------------------------
+    def log_artifact(self, run_id: str, path, artifact_path: Optional[str] = None):
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_table(self, run_id: str, rows, artifact_file: str):
+        import pandas as pd
+
+        self.client.log_table(run_id, data=pd.DataFrame(rows), artifact_file=artifact_file)
+
+    def child_runs(self, parent_id: str):
+        return self.client.search_runs([self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+                                       max_results=10_000)

@@ -1,0 +1,58 @@
+"""Ray Train wiring: the per-worker function that runs the one training loop under DDP.
+
+Imported only where Ray is installed; the loop itself (``raysweep.train.loop``) is torch-only."""
+
+import os
+import tempfile
+
+import torch
+
+from .dist import DistInfo
+from .loop import Reporter, run_trial
+
+CKPT_FILE = "state.pt"
+
+
+class RayTrainReporter(Reporter):
+    """``ray.train.report`` on every rank (Ray requires it); rank 0 attaches the checkpoint."""
+
+    def report(self, metrics, state):
+        import ray.train
+
+        if state is None:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(state, os.path.join(d, CKPT_FILE))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def load_state(checkpoint_dir: str):
+    # weights_only: a checkpoint is data, never code
+    return torch.load(os.path.join(checkpoint_dir, CKPT_FILE), map_location="cpu", weights_only=True)
+
+
+def train_loop_per_worker(config):
+    import ray.train
+    import ray.train.torch
+
+    ctx = ray.train.get_context()
+    torch.set_num_threads(max(1, int(config.get("cpus_per_worker", 1))))
+    spec = config["spec"]
+    device = ray.train.torch.get_device()
+    resume = None
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            resume = load_state(d)
+    world = ctx.get_world_size()
+    find_unused = bool(spec.get("method") in config.get("partial_network_methods", ()))
+
+    def wrap(model):
+        if world == 1:
+            return model
+        return ray.train.torch.prepare_model(model, move_to_device=False,
+                                             parallel_strategy_kwargs={"find_unused_parameters": find_unused})
+
+    run_trial(spec, RayTrainReporter(), resume_state=resume,
+              dist=DistInfo(rank=ctx.get_world_rank(), world_size=world), device=device, wrap_model=wrap)

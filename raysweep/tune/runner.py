@@ -1,0 +1,318 @@
+"""The sweep: YAML config -> Ray Tune (Optuna ask/tell) -> Ray Train trials -> MLflow + Pareto front.
+
+Layout of one sweep on disk (``storage_path``, default ``./raysweep_runs``)::
+
+    <storage>/<experiment>/<sweep-id>/optuna.db   the Optuna study (RDB: resumable, dashboard-able)
+                                      state.json  MLflow run ids per trial (resume appends, never duplicates)
+                                      tune/       Ray Tune experiment state
+                                      train/      Ray Train runs and their per-epoch checkpoints
+"""
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from .._env import apply_quiet_env, ray_temp_dir
+from ..config import SweepConfig
+from ..errors import UserError
+from ..tracking.pareto import front_rows, plot_front
+from ..tracking.store import SweepTracker, default_tracking_uri
+
+
+class SafeCaller:
+    """Calls into MLflow that must never stop the sweep: failures are counted and reported."""
+
+    def __init__(self, printer):
+        self.print = printer
+        self.failures: List[str] = []
+
+    def __call__(self, fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except Exception as e:  # tracking outage: training goes on, we say so at the end
+            self.failures.append(f"{getattr(fn, '__name__', fn)}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            return None
+
+
+def experiment_dir(cfg: SweepConfig, workdir: Path) -> Path:
+    base = Path(cfg.storage_path).expanduser() if cfg.storage_path else workdir / "raysweep_runs"
+    if not base.is_absolute():
+        base = workdir / base
+    return base / cfg.name
+
+
+def init_ray(workdir: Path):
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+        return
+    tmp = ray_temp_dir(workdir)
+    Path(tmp).mkdir(parents=True, exist_ok=True)
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
+             configure_logging=True)
+
+
+def _resolve_gpu(cfg: SweepConfig) -> bool:
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if cfg.resources.use_gpu == "auto":
+        return gpus > 0
+    if cfg.resources.use_gpu and gpus <= 0:
+        raise UserError(f"{cfg.file}: resources.use_gpu: true, but the Ray cluster has no GPU (use auto or false)")
+    return bool(cfg.resources.use_gpu)
+
+
+def _check_fits(cfg: SweepConfig, use_gpu: bool):
+    import ray
+
+    res = ray.cluster_resources()
+    r = cfg.resources
+    need_cpu = r.num_workers * r.cpus_per_worker
+    if need_cpu > res.get("CPU", 0) + 1e-9:
+        raise UserError(f"{cfg.file}: resources: one trial needs {need_cpu:g} CPUs "
+                        f"({r.num_workers} workers x {r.cpus_per_worker:g}) but the Ray cluster has {res.get('CPU', 0):g}")
+    if use_gpu and r.num_workers * r.gpus_per_worker > res.get("GPU", 0) + 1e-9:
+        raise UserError(f"{cfg.file}: resources: one trial needs {r.num_workers * r.gpus_per_worker:g} GPUs "
+                        f"but the Ray cluster has {res.get('GPU', 0):g}")
+
+
+def _absolute_paths(cfg: SweepConfig, workdir: Path):
+    root = cfg.base["dataset"].get("root")
+    if root and not Path(root).expanduser().is_absolute():
+        cfg.base["dataset"]["root"] = str((workdir / Path(root).expanduser()).resolve())
+
+
+def new_sweep_id() -> str:
+    return time.strftime("sweep-%Y%m%d-%H%M%S")
+
+
+def latest_sweep_dir(exp_dir: Path) -> Optional[Path]:
+    cands = sorted(p for p in exp_dir.glob("sweep-*") if (p / "state.json").is_file())
+    return cands[-1] if cands else None
+
+
+def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: Optional[Path] = None,
+              printer: Callable = print) -> Dict[str, Any]:
+    """Run (or resume) one sweep; returns a summary with the rows and the front."""
+    workdir = Path(workdir or os.getcwd()).absolute()
+    apply_quiet_env(workdir)
+    import optuna
+    from ray import tune
+
+    from .callbacks import MlflowTrialRecorder, ProgressPrinter, SweepState
+    from .searcher import OptunaMultiObjectiveSearch, open_study
+    from .trainable import make_trial_fn, trial_resources
+
+    _absolute_paths(cfg, workdir)
+    exp_dir = experiment_dir(cfg, workdir)
+    sweep_dir = resume_dir or (exp_dir / new_sweep_id())
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    state = SweepState(sweep_dir / "state.json")
+    safe = SafeCaller(printer)
+
+    tracking_uri = cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(workdir)
+    experiment = cfg.mlflow.experiment or cfg.name
+    tracker = SweepTracker(tracking_uri, experiment, artifact_root=workdir / "mlartifacts")
+    parent_id = tracker.start_parent(sweep_dir.name, {"raysweep.config_file": cfg.file, "methods": ",".join(cfg.methods),
+                                                      "raysweep.sweep_dir": str(sweep_dir)},
+                                     existing_run_id=state.data.get("parent_run_id"))
+    if not state.data.get("parent_run_id"):
+        state.data.update(parent_run_id=parent_id, tracking_uri=tracking_uri, experiment=experiment,
+                          config_file=str(cfg.file), name=cfg.name)
+        state.save()
+        cfg_copy = sweep_dir / "sweep.yaml"
+        import yaml
+
+        cfg_copy.write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
+        safe(tracker.log_artifact, parent_id, cfg_copy)
+        safe(tracker.log_params, parent_id, {"sweep.sampler": cfg.sweep.sampler, "sweep.num_samples": cfg.sweep.num_samples,
+                                             "sweep.seed": cfg.sweep.seed, "sweep.max_concurrent": cfg.sweep.max_concurrent,
+                                             "objectives": ",".join(f"{o.metric}:{o.mode}" for o in cfg.objectives),
+                                             "search_space": "; ".join(cfg.describe_space())})
+
+    init_ray(workdir)
+    use_gpu = _resolve_gpu(cfg)
+    _check_fits(cfg, use_gpu)
+
+    study = open_study(cfg, f"sqlite:///{sweep_dir / 'optuna.db'}", cfg.name)
+    _fail_orphaned_trials(study)
+    already = sum(1 for r in state.trials.values() if r["status"] in ("FINISHED", "FAILED"))
+    remaining = max(0, cfg.sweep.num_samples - already)
+    searcher = OptunaMultiObjectiveSearch(cfg, study)
+    recorder = MlflowTrialRecorder(tracker, parent_id, state, safe)
+    progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer)
+    trial_fn = make_trial_fn(str(sweep_dir / "train"), cfg.resources, use_gpu)
+
+    t0 = time.time()
+    printer(f"raysweep: sweep {cfg.name!r} ({sweep_dir.name}): {cfg.sweep.num_samples} trials, "
+            f"{cfg.sweep.max_concurrent} at a time, sampler {cfg.sweep.sampler}, methods {', '.join(cfg.methods)}"
+            + (f"; resuming, {already} already ended" if resume_dir else ""), flush=True)
+    printer(f"raysweep: MLflow {tracking_uri} experiment {experiment!r}, parent run {parent_id}", flush=True)
+    if remaining > 0:
+        tuner = tune.Tuner(
+            tune.with_resources(trial_fn, trial_resources(cfg.resources, use_gpu)),
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
+                                        max_concurrent_trials=cfg.sweep.max_concurrent, reuse_actors=False),
+            run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=str(sweep_dir / "tune"),
+                                      callbacks=[recorder, progress], verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
+        )
+        tuner.fit()
+    sweep_wall = time.time() - t0
+
+    rows = recorder.rows()
+    summary = finish_sweep(cfg, tracker, parent_id, rows, sweep_dir, safe, printer, use_gpu)
+    summary.update(sweep_dir=str(sweep_dir), parent_run_id=parent_id, tracking_uri=tracking_uri,
+                   experiment=experiment, sweep_wall_s=sweep_wall)
+    safe(tracker.log_metrics, parent_id, {"sweep_wall_s": sweep_wall, "trials_finished": summary["finished"],
+                                          "trials_failed": summary["failed"], "front_size": len(summary["front"])}, 0)
+    if safe.failures:
+        printer(f"raysweep: warning: {len(safe.failures)} MLflow calls failed (first: {safe.failures[0]}); "
+                f"the sweep's own record is in {sweep_dir / 'state.json'}", flush=True)
+    safe(tracker.end_run, parent_id, "FINISHED")
+    return summary
+
+
+def _fail_orphaned_trials(study):
+    """Trials left RUNNING by a killed driver would stay RUNNING forever: mark them FAIL."""
+    import optuna
+
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+
+
+def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, safe, printer, use_gpu) -> Dict[str, Any]:
+    objectives = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
+    finished = [r for r in rows if r["status"] == "FINISHED"]
+    failed = [r for r in rows if r["status"] == "FAILED"]
+    front_rows(finished, objectives)
+    front = [r for r in finished if r.get("pareto_optimal")]
+    for r in finished:
+        if r.get("run_id"):
+            safe(tracker.set_tags, r["run_id"], {"pareto_optimal": str(r["pareto_optimal"]).lower()})
+
+    if cfg.final_eval.enabled and front:
+        members = front if cfg.final_eval.members == "front" else [max(front, key=lambda r: r.get("val_robust_acc", -1))]
+        final_evaluate(cfg, members, use_gpu, printer)
+        for r in members:
+            test = {k: v for k, v in r.items() if k.startswith("test_")}
+            if r.get("run_id") and test:
+                safe(tracker.log_metrics, r["run_id"], test, int(r.get("epoch", 0)))
+
+    table = [_table_row(r, objectives) for r in finished]
+    csv_path = sweep_dir / "pareto.csv"
+    _write_csv(csv_path, table)
+    x, y = objectives[0], objectives[1] if len(objectives) > 1 else objectives[0]
+    png_path = sweep_dir / "pareto.png"
+    if finished:
+        plot_front(finished, x["metric"], y["metric"], png_path, title=f"{cfg.name}: {len(front)} of {len(finished)} trials on the front",
+                   x_mode=x["mode"], y_mode=y["mode"])
+        safe(tracker.log_artifact, parent_id, png_path)
+    safe(tracker.log_artifact, parent_id, csv_path)
+    if table:
+        safe(tracker.log_table, parent_id, [t for t in table if t["pareto_optimal"]] or table, "pareto_front.json")
+    _print_summary(cfg, finished, failed, front, objectives, printer)
+    return {"rows": rows, "front": front, "finished": len(finished), "failed": len(failed),
+            "pareto_csv": str(csv_path), "pareto_png": str(png_path) if finished else None}
+
+
+def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer):
+    """Test-set evaluation of the front's checkpoints, as Ray tasks (in parallel, on GPUs
+    when there are any). Runs after selection, so it cannot influence which trials are shown."""
+    import ray
+
+    from ..evaluation import evaluate_state
+    from ..train.ray_worker import load_state
+
+    @ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)
+    def _eval(spec, ckpt_dir, attacks, n):
+        import torch
+
+        torch.set_num_threads(1)
+        state = load_state(ckpt_dir)
+        return evaluate_state(spec, state["model"], attacks, n=n)
+
+    jobs = []
+    for r in members:
+        ck = r.get("checkpoint_path")
+        if not ck or not Path(ck).exists():
+            printer(f"raysweep: trial {r['trial']}: no checkpoint to evaluate", flush=True)
+            continue
+        spec = _spec_of(cfg, r)
+        jobs.append((r, _eval.remote(spec, ck, list(cfg.final_eval.attacks), cfg.final_eval.n)))
+    n_desc = "all" if cfg.final_eval.n is None else str(cfg.final_eval.n)
+    printer(f"raysweep: final evaluation of {len(jobs)} front checkpoint(s) on the test set ({n_desc} examples: "
+            f"{', '.join(cfg.final_eval.attacks)})", flush=True)
+    for r, ref in jobs:
+        try:
+            r.update(ray.get(ref))
+        except Exception as e:  # one broken checkpoint must not hide the others' results
+            printer(f"raysweep: trial {r['trial']}: final evaluation failed: {type(e).__name__}: {e}", flush=True)
+
+
+def _spec_of(cfg: SweepConfig, row: Dict) -> Dict:
+    sampled = {k[len("param:"):]: v for k, v in row.items() if k.startswith("param:")}
+    sampled["method"] = row["method"]
+    return cfg.trial_spec(sampled).to_dict()
+
+
+def _table_row(r: Dict, objectives) -> Dict[str, Any]:
+    keep = ["trial", "method", "status", "pareto_optimal"] + [o["metric"] for o in objectives]
+    keep += ["val_clean_acc", "val_robust_acc", "train_time_s", "cost", "epoch"]
+    out = {}
+    for k in keep:
+        if k in r and k not in out:
+            out[k] = r[k]
+    out.update({k: v for k, v in r.items() if k.startswith("param:") or k.startswith("test_")})
+    out["run_id"] = r.get("run_id")
+    return out
+
+
+def _write_csv(path: Path, table: List[Dict]):
+    cols: List[str] = []
+    for t in table:
+        cols += [k for k in t if k not in cols]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols or ["trial"])
+        w.writeheader()
+        for t in table:
+            w.writerow(t)
+
+
+def format_table(rows: List[Dict], cols: List[str]) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else (f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}")
+        return str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _print_summary(cfg, finished, failed, front, objectives, printer):
+    printer(f"raysweep: {len(finished)} trials finished, {len(failed)} failed; Pareto front: {len(front)} points", flush=True)
+    if not front:
+        return
+    cols = ["trial", "method"] + [o["metric"] for o in objectives]
+    for extra in ("val_clean_acc", "val_robust_acc", "cost", "test_clean_acc", "test_pgd20_acc"):
+        if extra not in cols and any(extra in r for r in front):
+            cols.append(extra)
+    cols += sorted({k for r in front for k in r if k.startswith("param:")})
+    printer(format_table(front, cols), flush=True)
+    tested = [r for r in front if "test_pgd20_acc" in r]
+    if tested:
+        best = max(tested, key=lambda r: r.get("val_robust_acc", -1))
+        printer(f"raysweep: most robust front point (by validation): trial {best['trial']} ({best['method']}): "
+                f"test PGD-20 accuracy {best['test_pgd20_acc']:.4f}, clean {best.get('test_clean_acc', float('nan')):.4f} "
+                f"on {int(best.get('test_n', 0))} test images", flush=True)

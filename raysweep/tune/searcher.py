@@ -1,0 +1,106 @@
+"""Optuna multi-objective search behind Ray Tune's ``Searcher`` interface, via ask/tell.
+
+Why not ``OptunaSearch``: it keeps NaN/failed trials RUNNING forever in the study, hides the
+study, needs every report to carry every objective (or aborts the whole fit), and cannot
+express a method choice with per-method conditional parameters. Here the study lives in an
+RDB (sqlite beside the experiment), so a resumed sweep and optuna-dashboard both see it, and
+every Tune trial ends as COMPLETE (with all objectives) or FAIL in Optuna.
+"""
+
+import math
+import pickle
+from typing import Any, Dict, Optional
+
+import optuna
+from ray.tune.search import Searcher
+
+from ..config import SearchParam, SweepConfig
+
+
+def make_sampler(cfg: SweepConfig):
+    s = cfg.sweep
+    if s.sampler == "nsga2":
+        pop = s.population_size or max(2, min(s.num_samples, 8))
+        return optuna.samplers.NSGAIISampler(population_size=pop, seed=s.seed)
+    if s.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(2, min(10, s.num_samples // 2)))
+
+
+def suggest(trial: optuna.Trial, sp: SearchParam):
+    d = sp.dist
+    if d.kind == "choice":
+        return trial.suggest_categorical(sp.key, d.choices)
+    if d.kind == "int":
+        return trial.suggest_int(sp.key, d.low, d.high, log=d.log, step=d.step or 1)
+    return trial.suggest_float(sp.key, float(d.low), float(d.high), log=d.log, step=d.step)
+
+
+def sample_point(trial: optuna.Trial, cfg: SweepConfig) -> Dict[str, Any]:
+    """Define-by-run: the method first, then only the parameters that method uses."""
+    sampled: Dict[str, Any] = {}
+    if cfg.is_cross_method:
+        sampled["method"] = trial.suggest_categorical("method", cfg.methods)
+    method = sampled.get("method", cfg.methods[0])
+    for sp in cfg.search:
+        if sp.methods is None or method in sp.methods:
+            sampled[sp.key] = suggest(trial, sp)
+    return sampled
+
+
+def open_study(cfg: SweepConfig, storage_url: str, study_name: str) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=study_name, storage=storage_url, load_if_exists=True, sampler=make_sampler(cfg),
+        directions=["minimize" if o.mode == "min" else "maximize" for o in cfg.objectives],
+    )
+
+
+class OptunaMultiObjectiveSearch(Searcher):
+    def __init__(self, cfg: SweepConfig, study: optuna.Study, repeat_seeds=None):
+        super().__init__(metric=None, mode=None)
+        self.cfg = cfg
+        self.study = study
+        self.live: Dict[str, int] = {}  # Tune trial id -> Optuna trial number
+        self.suggested = 0
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # objectives come from the YAML, not from TuneConfig
+
+    def suggest(self, trial_id: str) -> Optional[Dict[str, Any]]:
+        ot = self.study.ask()
+        sampled = sample_point(ot, self.cfg)
+        spec = self.cfg.trial_spec(sampled)
+        self.live[trial_id] = ot.number
+        self.suggested += 1
+        return {"sampled": sampled, "spec": spec.to_dict(), "optuna_trial": ot.number}
+
+    def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False) -> None:
+        number = self.live.pop(trial_id, None)
+        if number is None:
+            return
+        values = objective_values(self.cfg, result) if (result and not error) else None
+        if values is None:
+            self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(number, values)
+
+    def save(self, checkpoint_path: str):
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"live": self.live, "suggested": self.suggested}, f)
+
+    def restore(self, checkpoint_path: str):
+        with open(checkpoint_path, "rb") as f:
+            st = pickle.load(f)
+        self.live, self.suggested = st["live"], st["suggested"]
+
+
+def objective_values(cfg: SweepConfig, result: Dict) -> Optional[list]:
+    """The objective values of a finished trial, or None when any is missing or not finite."""
+    vals = []
+    for o in cfg.objectives:
+        v = result.get(o.metric)
+        if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None
+        vals.append(float(v))
+    return vals

@@ -1,0 +1,80 @@
+"""The Tune trial: a function that launches a Ray Train ``TorchTrainer`` for one config.
+
+(``Tuner(TorchTrainer)`` is not supported with Train V2; a function trainable that builds and
+fits the trainer, forwarding reports with ``TuneReportCallback``, is Ray's documented way.)
+The ``inprocess`` executor runs the same loop inside the Tune trial process instead, which
+skips Ray Train's per-trial start-up for single-worker trials.
+"""
+
+import os
+import tempfile
+
+import torch
+from ray import tune
+
+from ..methods import get_method, list_methods
+from ..train.loop import Reporter, run_trial
+from ..train.ray_worker import CKPT_FILE, load_state, train_loop_per_worker
+
+
+def _partial_network_methods():
+    return [m for m in list_methods() if getattr(get_method(m), "partial_network", False)]
+
+
+class TuneReporter(Reporter):
+    def report(self, metrics, state):
+        if state is None:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(state, os.path.join(d, CKPT_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def make_trial_fn(storage_path: str, resources, use_gpu: bool):
+    def trial_fn(config):
+        spec = config["spec"]
+        trial_id = tune.get_context().get_trial_id()
+        if resources.executor == "inprocess" or (resources.executor == "auto" and resources.num_workers == 1 and not use_gpu):
+            torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
+            resume = None
+            ck = tune.get_checkpoint()
+            if ck is not None:
+                with ck.as_directory() as d:
+                    resume = load_state(d)
+            run_trial(spec, TuneReporter(), resume_state=resume,
+                      device="cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+            return
+        import ray.train
+        from ray.train.torch import TorchTrainer
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        per_worker = {"CPU": resources.cpus_per_worker}
+        if use_gpu:
+            per_worker["GPU"] = resources.gpus_per_worker
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"spec": spec, "cpus_per_worker": resources.cpus_per_worker,
+                               "partial_network_methods": _partial_network_methods()},
+            scaling_config=ray.train.ScalingConfig(num_workers=resources.num_workers, use_gpu=use_gpu,
+                                                   resources_per_worker=per_worker),
+            # Same name on a retry: Train V2 then restores the last checkpoint from storage.
+            run_config=ray.train.RunConfig(name=f"train-{trial_id}", storage_path=storage_path,
+                                           callbacks=[TuneReportCallback()],
+                                           failure_config=ray.train.FailureConfig(max_failures=0)),
+        )
+        trainer.fit()
+
+    return trial_fn
+
+
+def trial_resources(resources, use_gpu: bool):
+    """Resources Tune reserves for the trial process itself."""
+    inproc = resources.executor == "inprocess" or (resources.executor == "auto" and resources.num_workers == 1 and not use_gpu)
+    if inproc:
+        bundle = {"CPU": resources.cpus_per_worker}
+        if use_gpu:
+            bundle["GPU"] = resources.gpus_per_worker
+        return tune.PlacementGroupFactory([bundle])
+    # The trial process only drives the trainer; the workers reserve their own CPUs/GPUs.
+    return tune.PlacementGroupFactory([{"CPU": 0.01}])
