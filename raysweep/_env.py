@@ -13,6 +13,7 @@ QUIET_ENV = {
     "RAY_DEDUP_LOGS": "0",
     "RAY_CHDIR_TO_TRIAL_DIR": "0",  # keep relative paths (datasets, stores) relative to the user's cwd
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # no INFO lines about database migrations
     "DO_NOT_TRACK": "true",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "100",
     "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",

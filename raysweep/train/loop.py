@@ -1,6 +1,7 @@
 """The one training loop. Torch-only: Ray Train, the in-process path and the benchmarks all
 call ``run_trial``; what differs is the ``Reporter`` and how the model is wrapped."""
 
+import copy
 import math
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -40,6 +41,8 @@ class LocalReporter(Reporter):
     def report(self, metrics, state):
         self.history.append(dict(metrics))
         if state is not None:
+            # the state holds live parameter tensors: snapshot it, as saving to disk would
+            state = copy.deepcopy(state)
             self.last_state = state
         if self.on_report:
             self.on_report(metrics, state)

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The README's second command (and CI's): set up, then run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest -q "$@"

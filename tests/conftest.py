@@ -1,0 +1,66 @@
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from raysweep._env import apply_quiet_env
+
+REPO = Path(__file__).resolve().parents[1]
+apply_quiet_env(REPO)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One real local Ray for the whole session (starting Ray costs seconds)."""
+    import ray
+
+    from raysweep._env import ray_temp_dir
+
+    tmp = ray_temp_dir(REPO)
+    Path(tmp).mkdir(parents=True, exist_ok=True)
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp)
+    yield ray
+    ray.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+TINY_YAML = """
+name: {name}
+method: {{choice: [fgsm_rs, pgd_at]}}
+dataset: {{name: synthetic, val_size: 128}}
+model: {{name: small_cnn, width: 4}}
+threat: {{norm: linf, eps: 0.1}}
+train: {{epochs: 2, batch_size: 64, lr: 0.01, optimizer: adam, weight_decay: 0.0}}
+eval: {{val_pgd_steps: 2}}
+search:
+  pgd_at.steps: {{int: [1, 3]}}
+  lr: {{float: [0.001, 0.01], log: true}}
+sweep: {{num_samples: {n}, max_concurrent: 2, sampler: random, seed: 0}}
+final_eval: {{attacks: [clean, pgd20], n: 64}}
+"""
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path):
+    def make(name="tiny", n=3, extra=""):
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(TINY_YAML.format(name=name, n=n) + extra)
+        return p
+
+    return make
+
+
+def run_cli(args, cwd, timeout=600):
+    import subprocess
+
+    env = dict(os.environ)
+    return subprocess.run([sys.executable, "-m", "raysweep.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)

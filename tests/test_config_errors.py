@@ -1,0 +1,154 @@
+"""Bad YAML gets one clear line naming the file, the key and what is allowed; exit 2; nothing written."""
+
+import os
+
+import pytest
+
+from raysweep.config import load_config, parse_config
+from raysweep.errors import ConfigError
+
+from conftest import REPO, TINY_YAML, run_cli
+
+BASE = {
+    "name": "t", "method": "fgsm_rs", "dataset": {"name": "synthetic", "val_size": 64},
+    "model": {"name": "small_cnn"}, "threat": {"eps": 0.1},
+}
+
+
+def err(raw, file="x.yaml"):
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, file)
+    return str(e.value)
+
+
+def with_(**kw):
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE.items()}
+    for k, v in kw.items():
+        d[k] = v
+    return d
+
+
+def test_base_is_valid():
+    cfg = parse_config(dict(BASE), "x.yaml")
+    assert cfg.methods == ["fgsm_rs"]
+    assert cfg.trial_spec({}).threat.eps == 0.1
+
+
+def test_unknown_top_level_key_suggests():
+    msg = err(with_(trian={"epochs": 1}))
+    assert msg.startswith("x.yaml: trian: unknown key")
+    assert "did you mean 'train'" in msg
+
+
+def test_unknown_section_key_names_allowed_values():
+    msg = err(with_(train={"epochs": 1, "learning_rate": 0.1}))
+    assert "train.learning_rate" in msg and "allowed:" in msg and "lr" in msg
+
+
+def test_negative_eps():
+    msg = err(with_(threat={"eps": -0.1}))
+    assert "threat.eps" in msg and "-0.1" in msg and "(0.0, 1.0]" in msg
+
+
+def test_pruning_keep_at_least_one():
+    msg = err(with_(pruning={"keep": 1.0}))
+    assert "pruning.keep" in msg and "(0.0, 1.0)" in msg
+
+
+def test_missing_dataset_directory(tmp_path):
+    missing = tmp_path / "nope"
+    msg = err(with_(dataset={"name": "cifar10", "root": str(missing)}))
+    assert "dataset.root" in msg and str(missing) in msg and "does not exist" in msg
+
+
+def test_unknown_method_and_model():
+    assert "did you mean 'pgd_at'" in err(with_(method="pgd_att"))
+    assert "model.name" in err(with_(model={"name": "vgg99"}))
+
+
+def test_wrong_type():
+    assert "train.epochs" in err(with_(train={"epochs": "many"}))
+    assert "train.epochs" in err(with_(train={"epochs": 2.5}))
+
+
+def test_search_space_errors():
+    assert "search.lr.float" in err(with_(search={"lr": {"float": [0.1, 0.01]}}))
+    assert "log scale needs low > 0" in err(with_(search={"lr": {"float": [0.0, 0.1], "log": True}}))
+    assert "did you mean 'alpha'" in err(with_(search={"alpah": {"float": [0.1, 0.2]}}))
+    assert "search.epochs" in err(with_(search={"epochs": {"int": [0, 3]}}))
+    assert "exactly one of" in err(with_(search={"lr": {"float": [0.1, 0.2], "int": [1, 2]}}))
+    assert "integer" in err(with_(search={"epochs": {"float": [1, 3]}}))
+
+
+def test_method_param_bounds_in_params_and_search():
+    assert "params.alpha" in err(with_(params={"alpha": -1}))
+    msg = err(with_(method={"choice": ["fgsm_rs", "pgd_at"]}, search={"pgd_at.steps": {"int": [0, 5]}}))
+    assert "search.pgd_at.steps" in msg
+
+
+def test_objective_metric_unknown():
+    msg = err(with_(objectives=[{"metric": "val_robust", "mode": "max"}]))
+    assert "objectives[0].metric" in msg and "val_robust_acc" in msg
+
+
+def test_sweep_section_pydantic_errors():
+    assert "sweep.sampler" in err(with_(sweep={"sampler": "grid"}))
+    assert "sweep.num_sampels" in err(with_(sweep={"num_sampels": 3}))
+    assert "resources.num_workers" in err(with_(resources={"num_workers": 0}))
+
+
+def test_cross_method_conditional_space():
+    cfg = parse_config(with_(method={"choice": ["fgsm_rs", "pgd_at"]},
+                             search={"pgd_at.steps": {"int": [1, 3]}, "alpha": {"float": [0.01, 0.1]}}), "x.yaml")
+    by_key = {s.key: s for s in cfg.search}
+    assert by_key["pgd_at.steps"].methods == ["pgd_at"]
+    assert sorted(by_key["alpha"].methods) == ["fgsm_rs", "pgd_at"]
+    spec = cfg.trial_spec({"method": "pgd_at", "pgd_at.steps": 2, "alpha": 0.05})
+    assert spec.method_params == {"steps": 2, "alpha": 0.05}
+
+
+def test_set_overrides(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text(TINY_YAML.format(name="t", n=3))
+    cfg = load_config(p, ["sweep.num_samples=5", "train.epochs=1", "threat.eps=0.2"])
+    assert cfg.sweep.num_samples == 5 and cfg.base["train"]["epochs"] == 1 and cfg.base["threat"]["eps"] == 0.2
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "not valid YAML" in str(e.value)
+
+
+def test_cli_bad_yaml_exits_2_and_writes_nothing(tmp_path):
+    bad = tmp_path / "conf" / "bad.yaml"
+    bad.parent.mkdir()
+    bad.write_text(TINY_YAML.format(name="bad", n=3).replace("eps: 0.1", "eps: -0.1"))
+    work = tmp_path / "work"
+    work.mkdir()
+    r = run_cli(["sweep", str(bad)], cwd=work, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and "threat.eps" in lines[0]
+    assert os.listdir(work) == []  # no mlflow.db, no raysweep_runs, nothing
+
+
+def test_cli_missing_file_exits_2(tmp_path):
+    r = run_cli(["validate", str(tmp_path / "none.yaml")], cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and "file not found" in r.stderr
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "search_spaces").rglob("*.yaml")), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_shipped_search_space_validates(path, tmp_path):
+    raw_text = path.read_text()
+    import yaml
+
+    raw = yaml.safe_load(raw_text)
+    root = (raw.get("dataset") or {}).get("root")
+    if root:  # CIFAR variants need the user's data directory: point it at an existing one
+        raw["dataset"]["root"] = str(tmp_path)
+    cfg = parse_config(raw, str(path))
+    for m in cfg.methods:
+        cfg.trial_spec({"method": m})

@@ -1,0 +1,104 @@
+"""A real tiny sweep: local Ray, real Optuna (sqlite), real MLflow (sqlite store and a real
+``mlflow server`` on 127.0.0.1). Asserts the parent/child structure, metrics and Pareto artifacts."""
+
+import subprocess
+import sys
+import time
+import urllib.request
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from raysweep.config import load_config
+from raysweep.tune.runner import run_sweep
+
+from conftest import free_port, run_cli
+
+pytestmark = pytest.mark.ray
+
+
+def _check_mlflow(client, experiment, n_trials, epochs=2):
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None
+    parents = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'sweep'")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["raysweep.version"]
+    kids = client.search_runs([exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(kids) == n_trials
+    for k in kids:
+        assert k.data.tags["status"] == "FINISHED" and k.info.status == "FINISHED"
+        assert k.data.tags["method"] in ("fgsm_rs", "pgd_at")
+        assert k.data.tags["pareto_optimal"] in ("true", "false")
+        assert k.data.params["method"] == k.data.tags["method"]
+        assert "train.lr" in k.data.params and "threat.eps" in k.data.params
+        for m in ("train_time_s", "cost", "val_clean_acc", "val_robust_acc", "train_loss", "epoch"):
+            hist = client.get_metric_history(k.info.run_id, m)
+            assert [h.step for h in hist] == list(range(1, epochs + 1)), m
+    front = [k for k in kids if k.data.tags["pareto_optimal"] == "true"]
+    assert front
+    for k in front:  # the front's members were evaluated on the test set after selection
+        assert "test_pgd20_acc" in k.data.metrics and "test_clean_acc" in k.data.metrics
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"pareto.csv", "pareto.png", "pareto_front.json", "sweep.yaml"} <= arts
+    return parent, kids
+
+
+def test_tiny_sweep_sqlite_end_to_end(ray_session, tiny_yaml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    cfg = load_config(tiny_yaml("e2e", n=3))
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert summary["finished"] == 3 and summary["failed"] == 0
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent, kids = _check_mlflow(client, "e2e", 3)
+    # the optuna study sits beside the experiment and every trial ended COMPLETE
+    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{summary['sweep_dir']}/optuna.db")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert len(study.best_trials) == len(summary["front"])
+    # concise progress, and the CSV has a row per finished trial
+    assert any("3/3 done" in ln for ln in lines)
+    csv_lines = open(summary["pareto_csv"]).read().strip().splitlines()
+    assert len(csv_lines) == 4 and "pareto_optimal" in csv_lines[0]
+    # `raysweep pareto` reads the same front back from MLflow
+    r = run_cli(["pareto", "e2e"], cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for k in kids:
+        if k.data.tags["pareto_optimal"] == "true":
+            assert k.info.run_id in r.stdout
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = free_port()
+    work = tmp_path / "server"
+    work.mkdir()
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                             f"sqlite:///{work / 'server.db'}", "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "1"], cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/health", timeout=2).read().strip() == b"OK":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("mlflow server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_tiny_sweep_against_real_mlflow_server(ray_session, tiny_yaml, tmp_path, monkeypatch, mlflow_server):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(tiny_yaml("server", n=2), [f"mlflow.tracking_uri={mlflow_server}"])
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    assert summary["finished"] == 2
+    assert not (tmp_path / "mlflow.db").exists()  # everything went to the server
+    _check_mlflow(MlflowClient(mlflow_server), "server", 2)
