@@ -182,6 +182,7 @@ class RRM(Method):
             torch.cuda.synchronize(run.device)
         self.teacher_time_s = time.perf_counter() - t0 if self.p.teacher == "train" else 0.0
         teacher.eval()
+        teacher.zero_grad(set_to_none=True)  # drop the last training step's gradients
         teacher.requires_grad_(False)
         if _dist_on(run):
             import torch.distributed as tdist

@@ -7,7 +7,7 @@ import numpy as np
 UNITS = {
     "train_time_s": "training time (s, training steps only)",
     "cost": "training cost (clean-epoch equivalents)",
-    "val_robust_acc": "validation robust accuracy (PGD)",
+    "val_robust_acc": "validation robust accuracy (PGD-10 unless eval.val_pgd_steps says otherwise)",
     "val_clean_acc": "validation clean accuracy",
     "test_pgd20_acc": "test robust accuracy (PGD-20)",
 }

@@ -68,12 +68,12 @@ class SweepTracker:
         commit = git_commit()
         if commit:
             tags["mlflow.source.git.commit"] = commit
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
         return run.info.run_id
 
     def start_child(self, parent_id: str, run_name: str, params: Dict[str, Any], tags: Dict[str, str]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=run_name,
-                                     tags={"mlflow.parentRunId": parent_id, "raysweep.kind": "trial", **tags})
+        tags = {"mlflow.parentRunId": parent_id, "raysweep.kind": "trial", **tags}
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 

@@ -51,7 +51,9 @@ Adv-GRAD-MATCH) were not available in detail; what is here is our reading of GRA
   its attack plus its loss forward, no backward) when the method makes one, else on the
   clean image; the features come from the full network in eval mode. OMP then greedily picks
   examples whose gradients match the class's summed gradient Σ_c g_i, with non-negative
-  weights from a ridge-regularised non-negative least squares (projected gradient, FISTA);
+  weights from a ridge-regularised non-negative least squares (projected gradient, FISTA).
+  Because the methods normalise by the batch's weight sum (``weighted_mean``), the match
+  also carries one constant coordinate that ties Σ_S w_i to the class size (ours);
   atoms are picked one at a time up to 64 rounds, more per round for larger subsets (a
   speed-up of ours). The weights go to ``loader.set_subset(indices, weights)``.
   ``high``/``low``/``both`` also work in dynamic mode, on the recent losses.
@@ -214,8 +216,9 @@ def omp_nonneg(G: torch.Tensor, target: torch.Tensor, k: int, ridge: float = 1e-
 def gradmatch_select(grads_fn, labels: torch.Tensor, keep: float, stratified: bool, num_classes: int,
                      ridge: float = 1e-4) -> Tuple[torch.Tensor, torch.Tensor]:
     """(sorted dataset indices, their weights). ``grads_fn(positions)`` returns the gradient
-    embeddings of those examples; per class, the target is the class's summed gradient, so
-    the weights sum to about N_c and the weighted subset gradient estimates the full one."""
+    embeddings of those examples; per class (or over all when not stratified) the target is
+    the group's summed gradient, with the weights' sum tied to the group size, so the
+    normalised weighted subset gradient estimates the full mean gradient."""
     labels = labels.cpu()
     n = len(labels)
     groups = []
@@ -228,7 +231,11 @@ def gradmatch_select(grads_fn, labels: torch.Tensor, keep: float, stratified: bo
     for members, q in groups:
         if q == 0 or len(members) == 0:
             continue
-        G = grads_fn(members)
+        G = grads_fn(members).double()
+        # one extra coordinate c·1 with target c·n makes Σw ≈ n: the methods normalise by
+        # Σw (weighted_mean), so the weighted mean gradient then matches the full mean
+        c = float((G * G).sum(1).mean().sqrt().clamp_min(1e-12))
+        G = torch.cat([G, torch.full_like(G[:, :1], c)], 1)
         pos, w = omp_nonneg(G, G.sum(0), q, ridge=ridge)
         idx_out.append(members[pos])
         w_out.append(w.float())

@@ -30,9 +30,11 @@ class SafeCaller:
         self.failures: List[str] = []
 
     def __call__(self, fn, *args, **kw):
+        from mlflow.exceptions import MlflowException
+
         try:
             return fn(*args, **kw)
-        except Exception as e:  # tracking outage: training goes on, we say so at the end
+        except (MlflowException, OSError) as e:  # tracking outage: training goes on, we say so at the end
             self.failures.append(f"{getattr(fn, '__name__', fn)}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
             return None
 
