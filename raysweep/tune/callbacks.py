@@ -21,7 +21,11 @@ _TUNE_KEYS = {
 
 
 class SweepState:
-    """What a resumed sweep needs to append to the same MLflow runs: persisted as JSON."""
+    """The sweep's own record, persisted as JSON after every event (atomic replace).
+
+    Keyed by Optuna trial number. It holds each trial's config, per-epoch metrics, status,
+    checkpoint and MLflow run id, so that (1) a resumed sweep appends to the same MLflow runs
+    instead of duplicating them and (2) MLflow can be re-synced from it after an outage."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -38,6 +42,9 @@ class SweepState:
     def trials(self) -> Dict[str, Dict[str, Any]]:
         return self.data.setdefault("trials", {})
 
+    def unfinished(self) -> List[Dict[str, Any]]:
+        return [r for r in self.trials.values() if r["status"] not in ("FINISHED", "FAILED")]
+
 
 def _our_metrics(result: Dict) -> Dict[str, float]:
     out = {}
@@ -48,100 +55,149 @@ def _our_metrics(result: Dict) -> Dict[str, float]:
     return out
 
 
-class MlflowTrialRecorder(Callback):
-    """One child run per trial under the sweep's parent run, written from the driver.
+class MlflowSync:
+    """Pushes the sweep state to MLflow idempotently: creates missing child runs, logs the
+    epochs not yet logged, sets tags and terminal status. A failed push leaves the state
+    dirty and is retried at the next event, so an MLflow outage delays logging but loses
+    nothing; ``flush`` at the end reports what could not be written."""
 
-    Also keeps each trial's last metrics and checkpoint so the sweep can compute its front.
-    Every MLflow call goes through ``self.safe`` so a tracking outage never stops training."""
-
-    def __init__(self, tracker, parent_id: str, state: SweepState, safe: Callable):
+    def __init__(self, tracker, parent_id: str, state: SweepState):
         self.tracker = tracker
         self.parent_id = parent_id
         self.state = state
-        self.safe = safe
+        self.errors: List[str] = []
 
-    # -- helpers -----------------------------------------------------------------------
+    def _push(self, rec: Dict[str, Any]):
+        if not rec.get("run_id"):
+            spec = rec["spec"]
+            params = {"method": rec["method"], **flatten({k: v for k, v in spec.items() if k != "method"})}
+            tags = {"method": rec["method"], "status": rec["status"], "optuna_trial": rec["trial"],
+                    "method_fidelity": get_method(rec["method"]).fidelity,
+                    "sampled": json.dumps(rec["sampled"], sort_keys=True)}
+            rec["run_id"] = self.tracker.start_child(self.parent_id, f"trial-{rec['trial']:03d}-{rec['method']}", params, tags)
+            self.state.save()
+        run_id = rec["run_id"]
+        history = rec.get("history", [])
+        logged = rec.get("logged_epochs", 0)
+        for m in history[logged:]:
+            self.tracker.log_metrics(run_id, m, int(m.get("epoch", 0)))
+            rec["logged_epochs"] = rec.get("logged_epochs", 0) + 1
+        extra = rec.get("pending_metrics") or {}
+        if extra:
+            self.tracker.log_metrics(run_id, extra, int(rec.get("metrics", {}).get("epoch", 0)))
+            rec["pending_metrics"] = {}
+        pending = rec.get("pending_tags") or {}
+        if pending:
+            self.tracker.set_tags(run_id, pending)
+            rec["pending_tags"] = {}
+        if rec["status"] in ("FINISHED", "FAILED") and not rec.get("terminated"):
+            self.tracker.end_run(run_id, rec["status"])
+            rec["terminated"] = True
+
+    def sync(self, rec: Dict[str, Any]) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._push(rec)
+            return True
+        except (MlflowException, OSError) as e:  # tracking outage: keep training, retry later
+            self.errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            return False
+        finally:
+            self.state.save()
+
+    def sync_all(self) -> bool:
+        ok = True
+        for rec in self.state.trials.values():
+            ok = self.sync(rec) and ok
+        return ok
+
+    def dirty(self) -> List[Dict[str, Any]]:
+        return [r for r in self.state.trials.values()
+                if not r.get("run_id") or r.get("logged_epochs", 0) < len(r.get("history", []))
+                or r.get("pending_tags") or r.get("pending_metrics") or (r["status"] in ("FINISHED", "FAILED") and not r.get("terminated"))]
+
+
+class MlflowTrialRecorder(Callback):
+    """Records every trial in the sweep state and mirrors it to one MLflow child run per
+    trial under the sweep's parent run, all from the driver (a single writer)."""
+
+    def __init__(self, sync: MlflowSync, state: SweepState, objectives):
+        self.sync = sync
+        self.state = state
+        self.objectives = objectives
+
     def _record(self, trial) -> Dict[str, Any]:
-        rec = self.state.trials.get(trial.trial_id)
+        cfg = trial.config
+        key = str(cfg.get("optuna_trial", trial.trial_id))
+        rec = self.state.trials.get(key)
         if rec is None:
-            cfg = trial.config
             spec = cfg.get("spec", {})
-            method = spec.get("method", "?")
-            rec = {"trial": int(cfg.get("optuna_trial", len(self.state.trials))), "method": method,
+            rec = {"trial": int(cfg.get("optuna_trial", len(self.state.trials))), "method": spec.get("method", "?"),
                    "sampled": cfg.get("sampled", {}), "spec": spec, "status": "PENDING", "metrics": {},
-                   "run_id": None, "checkpoint_path": None, "retries": 0, "error": None}
-            self.state.trials[trial.trial_id] = rec
+                   "history": [], "logged_epochs": 0, "run_id": None, "checkpoint_path": None, "retries": 0,
+                   "error": None, "train_run_name": cfg.get("train_run_name"), "pending_tags": {}}
+            self.state.trials[key] = rec
+        rec["tune_trial_id"] = trial.trial_id
         return rec
 
-    def _ensure_run(self, trial, rec):
-        if rec["run_id"]:
-            return rec["run_id"]
-        spec = rec["spec"]
-        method_cls = get_method(rec["method"])
-        params = {"method": rec["method"], **flatten({k: v for k, v in spec.items() if k != "method"})}
-        tags = {"method": rec["method"], "status": "RUNNING", "raysweep.trial_id": trial.trial_id,
-                "optuna_trial": rec["trial"], "method_fidelity": method_cls.fidelity,
-                "sampled": json.dumps(rec["sampled"], sort_keys=True)}
-        run_id = self.safe(self.tracker.start_child, self.parent_id, f"trial-{rec['trial']:03d}-{rec['method']}", params, tags)
-        rec["run_id"] = run_id
-        self.state.save()
-        return run_id
+    def _tag(self, rec, **tags):
+        rec.setdefault("pending_tags", {}).update({k: str(v) for k, v in tags.items()})
 
-    # -- Tune hooks --------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
         rec = self._record(trial)
         rec["status"] = "RUNNING"
-        run_id = self._ensure_run(trial, rec)
-        if run_id:
-            self.safe(self.tracker.set_tags, run_id, {"status": "RUNNING"})
-        self.state.save()
+        self._tag(rec, status="RUNNING")
+        self.sync.sync(rec)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         rec = self._record(trial)
         metrics = _our_metrics(result)
+        epoch = int(metrics.get("epoch", len(rec["history"]) + 1))
+        # A trial restarted from its checkpoint re-reports from the next epoch; an epoch that
+        # was reported before the restart replaces its old entry instead of duplicating it.
+        rec["history"] = [h for h in rec["history"] if int(h.get("epoch", 0)) < epoch] + [metrics]
+        rec["logged_epochs"] = min(rec.get("logged_epochs", 0), len(rec["history"]) - 1)
         rec["metrics"] = metrics
         if result.get("checkpoint_path"):
             rec["checkpoint_path"] = result["checkpoint_path"]
-        run_id = self._ensure_run(trial, rec)
-        if run_id:
-            self.safe(self.tracker.log_metrics, run_id, metrics, int(metrics.get("epoch", 0)))
-        self.state.save()
+        self.sync.sync(rec)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         rec = self._record(trial)
         if trial.checkpoint is not None and not rec.get("checkpoint_path"):
             rec["checkpoint_path"] = trial.checkpoint.path
-        vals = [rec["metrics"].get(k) for k in ("train_time_s", "val_robust_acc")]
+        vals = [rec["metrics"].get(o.metric) for o in self.objectives]
         bad = any(v is None or not math.isfinite(v) for v in vals)
         rec["status"] = "FAILED" if bad else "FINISHED"
-        run_id = self._ensure_run(trial, rec)
-        if run_id:
-            self.safe(self.tracker.set_tags, run_id, {"status": rec["status"]})
-            self.safe(self.tracker.end_run, run_id, "FAILED" if bad else "FINISHED")
-        self.state.save()
+        if bad:
+            rec["error"] = "an objective is missing or not finite: " + ", ".join(
+                f"{o.metric}={rec['metrics'].get(o.metric)}" for o in self.objectives)
+            self._tag(rec, status="FAILED", error=rec["error"])
+        else:
+            self._tag(rec, status="FINISHED")
+        self.sync.sync(rec)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         rec = self._record(trial)
         rec["retries"] = rec.get("retries", 0) + 1
-        if rec["run_id"]:
-            self.safe(self.tracker.set_tags, rec["run_id"], {"status": "RETRYING", "retries": rec["retries"]})
-        self.state.save()
+        rec["error"] = _error_line(trial)
+        self._tag(rec, status="RETRYING", retries=rec["retries"], last_error=rec["error"])
+        self.sync.sync(rec)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         rec = self._record(trial)
         rec["status"] = "FAILED"
         rec["error"] = _error_line(trial)
-        run_id = self._ensure_run(trial, rec)
-        if run_id:
-            self.safe(self.tracker.set_tags, run_id, {"status": "FAILED", "error": rec["error"]})
-            self.safe(self.tracker.end_run, run_id, "FAILED")
-        self.state.save()
+        self._tag(rec, status="FAILED", error=rec["error"])
+        self.sync.sync(rec)
 
     def rows(self) -> List[Dict[str, Any]]:
         out = []
-        for tid, rec in self.state.trials.items():
-            out.append({"trial": rec["trial"], "tune_trial_id": tid, "method": rec["method"], "status": rec["status"],
+        for rec in self.state.trials.values():
+            out.append({"trial": rec["trial"], "method": rec["method"], "status": rec["status"],
                         "run_id": rec["run_id"], "checkpoint_path": rec.get("checkpoint_path"),
+                        "retries": rec.get("retries", 0), "error": rec.get("error"),
                         **{f"param:{k}": v for k, v in rec["sampled"].items() if k != "method"},
                         **rec["metrics"]})
         return sorted(out, key=lambda r: r["trial"])
@@ -194,22 +250,22 @@ class ProgressPrinter(Callback):
         self.last = time.time()
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        r = self.rec.state.trials.get(trial.trial_id, {})
+        r = self.rec.state.trials.get(str(trial.config.get("optuna_trial")), {})
         self._line(f"start trial {r.get('trial', '?')} ({r.get('method', '?')}) {_short(r.get('sampled', {}))}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        r = self.rec.state.trials.get(trial.trial_id, {})
+        r = self.rec.state.trials.get(str(trial.config.get("optuna_trial")), {})
         m = r.get("metrics", {})
         self._line(f"trial {r.get('trial', '?')} {r.get('method', '?')}: "
                    f"val_robust_acc={m.get('val_robust_acc', float('nan')):.3f} "
                    f"val_clean_acc={m.get('val_clean_acc', float('nan')):.3f} train_time_s={m.get('train_time_s', float('nan')):.1f}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        r = self.rec.state.trials.get(trial.trial_id, {})
+        r = self.rec.state.trials.get(str(trial.config.get("optuna_trial")), {})
         self._line(f"trial {r.get('trial', '?')} FAILED: {r.get('error', '')}")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        r = self.rec.state.trials.get(trial.trial_id, {})
+        r = self.rec.state.trials.get(str(trial.config.get("optuna_trial")), {})
         self._line(f"trial {r.get('trial', '?')} failed, retrying from its last checkpoint")
 
     def on_step_end(self, iteration, trials, **info):

@@ -22,21 +22,15 @@ from ..tracking.pareto import front_rows, plot_front
 from ..tracking.store import SweepTracker, default_tracking_uri
 
 
-class SafeCaller:
-    """Calls into MLflow that must never stop the sweep: failures are counted and reported."""
+def _safe(errors: List[str], fn, *args, **kw):
+    """Call into MLflow for the parent run's extras; an outage is recorded, never raised."""
+    from mlflow.exceptions import MlflowException
 
-    def __init__(self, printer):
-        self.print = printer
-        self.failures: List[str] = []
-
-    def __call__(self, fn, *args, **kw):
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return fn(*args, **kw)
-        except (MlflowException, OSError) as e:  # tracking outage: training goes on, we say so at the end
-            self.failures.append(f"{getattr(fn, '__name__', fn)}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-            return None
+    try:
+        return fn(*args, **kw)
+    except (MlflowException, OSError) as e:
+        errors.append(f"{getattr(fn, '__name__', fn)}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        return None
 
 
 def experiment_dir(cfg: SweepConfig, workdir: Path) -> Path:
@@ -106,10 +100,9 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     """Run (or resume) one sweep; returns a summary with the rows and the front."""
     workdir = Path(workdir or os.getcwd()).absolute()
     apply_quiet_env(workdir)
-    import optuna
     from ray import tune
 
-    from .callbacks import MlflowTrialRecorder, ProgressPrinter, SweepState
+    from .callbacks import MlflowSync, MlflowTrialRecorder, ProgressPrinter, SweepState
     from .searcher import OptunaMultiObjectiveSearch, open_study
     from .trainable import make_trial_fn, trial_resources
 
@@ -118,9 +111,10 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     sweep_dir = resume_dir or (exp_dir / new_sweep_id())
     sweep_dir.mkdir(parents=True, exist_ok=True)
     state = SweepState(sweep_dir / "state.json")
-    safe = SafeCaller(printer)
+    errors: List[str] = []
 
-    tracking_uri = cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(workdir)
+    tracking_uri = state.data.get("tracking_uri") or cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") \
+        or default_tracking_uri(workdir)
     experiment = cfg.mlflow.experiment or cfg.name
     tracker = SweepTracker(tracking_uri, experiment, artifact_root=workdir / "mlartifacts")
     parent_id = tracker.start_parent(sweep_dir.name, {"raysweep.config_file": cfg.file, "methods": ",".join(cfg.methods),
@@ -130,38 +124,44 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         state.data.update(parent_run_id=parent_id, tracking_uri=tracking_uri, experiment=experiment,
                           config_file=str(cfg.file), name=cfg.name)
         state.save()
-        cfg_copy = sweep_dir / "sweep.yaml"
         import yaml
 
+        cfg_copy = sweep_dir / "sweep.yaml"
         cfg_copy.write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
-        safe(tracker.log_artifact, parent_id, cfg_copy)
-        safe(tracker.log_params, parent_id, {"sweep.sampler": cfg.sweep.sampler, "sweep.num_samples": cfg.sweep.num_samples,
-                                             "sweep.seed": cfg.sweep.seed, "sweep.max_concurrent": cfg.sweep.max_concurrent,
-                                             "objectives": ",".join(f"{o.metric}:{o.mode}" for o in cfg.objectives),
-                                             "search_space": "; ".join(cfg.describe_space())})
+        _safe(errors, tracker.log_artifact, parent_id, cfg_copy)
+        _safe(errors, tracker.log_params, parent_id, {
+            "sweep.sampler": cfg.sweep.sampler, "sweep.num_samples": cfg.sweep.num_samples, "sweep.seed": cfg.sweep.seed,
+            "sweep.max_concurrent": cfg.sweep.max_concurrent,
+            "objectives": ",".join(f"{o.metric}:{o.mode}" for o in cfg.objectives),
+            "search_space": "; ".join(cfg.describe_space())})
 
     init_ray(workdir)
     use_gpu = _resolve_gpu(cfg)
     _check_fits(cfg, use_gpu)
 
     study = open_study(cfg, f"sqlite:///{sweep_dir / 'optuna.db'}", cfg.name)
-    _fail_orphaned_trials(study)
-    already = sum(1 for r in state.trials.values() if r["status"] in ("FINISHED", "FAILED"))
-    remaining = max(0, cfg.sweep.num_samples - already)
-    searcher = OptunaMultiObjectiveSearch(cfg, study)
-    recorder = MlflowTrialRecorder(tracker, parent_id, state, safe)
+    interrupted = state.unfinished()
+    resume_points = [(r["trial"], r["sampled"]) for r in sorted(interrupted, key=lambda r: r["trial"])]
+    _fail_orphaned_trials(study, keep={n for n, _ in resume_points})
+    ended = sum(1 for r in state.trials.values() if r["status"] in ("FINISHED", "FAILED"))
+    to_run = max(0, cfg.sweep.num_samples - ended)
+    searcher = OptunaMultiObjectiveSearch(cfg, study, resume_points=resume_points)
+    sync = MlflowSync(tracker, parent_id, state)
+    sync.sync_all()  # anything an earlier (killed) driver could not log
+    recorder = MlflowTrialRecorder(sync, state, cfg.objectives)
     progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer)
     trial_fn = make_trial_fn(str(sweep_dir / "train"), cfg.resources, use_gpu)
 
     t0 = time.time()
     printer(f"raysweep: sweep {cfg.name!r} ({sweep_dir.name}): {cfg.sweep.num_samples} trials, "
             f"{cfg.sweep.max_concurrent} at a time, sampler {cfg.sweep.sampler}, methods {', '.join(cfg.methods)}"
-            + (f"; resuming, {already} already ended" if resume_dir else ""), flush=True)
+            + (f"; resuming: {ended} ended, {len(interrupted)} interrupted (restart from their last checkpoint)"
+               if resume_dir else ""), flush=True)
     printer(f"raysweep: MLflow {tracking_uri} experiment {experiment!r}, parent run {parent_id}", flush=True)
-    if remaining > 0:
+    if to_run > 0:
         tuner = tune.Tuner(
             tune.with_resources(trial_fn, trial_resources(cfg.resources, use_gpu)),
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run,
                                         max_concurrent_trials=cfg.sweep.max_concurrent, reuse_actors=False),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=str(sweep_dir / "tune"),
                                       callbacks=[recorder, progress], verbose=0,
@@ -169,45 +169,86 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         )
         tuner.fit()
     sweep_wall = time.time() - t0
+    state.data["sweep_wall_s"] = state.data.get("sweep_wall_s", 0.0) + sweep_wall
+    state.save()
 
     rows = recorder.rows()
-    summary = finish_sweep(cfg, tracker, parent_id, rows, sweep_dir, safe, printer, use_gpu)
+    summary = finish_sweep(cfg, tracker, parent_id, rows, sweep_dir, errors, printer, use_gpu, sync)
     summary.update(sweep_dir=str(sweep_dir), parent_run_id=parent_id, tracking_uri=tracking_uri,
                    experiment=experiment, sweep_wall_s=sweep_wall)
-    safe(tracker.log_metrics, parent_id, {"sweep_wall_s": sweep_wall, "trials_finished": summary["finished"],
-                                          "trials_failed": summary["failed"], "front_size": len(summary["front"])}, 0)
-    if safe.failures:
-        printer(f"raysweep: warning: {len(safe.failures)} MLflow calls failed (first: {safe.failures[0]}); "
-                f"the sweep's own record is in {sweep_dir / 'state.json'}", flush=True)
-    safe(tracker.end_run, parent_id, "FINISHED")
+    _safe(errors, tracker.log_metrics, parent_id, {"sweep_wall_s": state.data["sweep_wall_s"], "trials_finished": summary["finished"],
+                                                   "trials_failed": summary["failed"], "front_size": len(summary["front"])}, 0)
+    _safe(errors, tracker.end_run, parent_id, "FINISHED")
+    summary["mlflow_fallback"] = _flush_or_fallback(cfg, sync, sweep_dir, errors, printer, workdir)
     return summary
 
 
-def _fail_orphaned_trials(study):
-    """Trials left RUNNING by a killed driver would stay RUNNING forever: mark them FAIL."""
+def _flush_or_fallback(cfg, sync, sweep_dir: Path, errors: List[str], printer, workdir) -> Optional[str]:
+    """Last try to push everything; if MLflow is still unreachable, write the whole sweep to a
+    local sqlite store beside it, so nothing is lost, and say so."""
+    if not sync.dirty() and not errors:
+        return None
+    if sync.sync_all() and not errors:
+        return None
+    fallback_uri = "sqlite:///" + str(sweep_dir / "mlflow-fallback.db")
+    from .callbacks import MlflowSync
+
+    local = SweepTracker(fallback_uri, sync.tracker.experiment, artifact_root=sweep_dir / "mlflow-fallback-artifacts")
+    parent = local.start_parent(sweep_dir.name, {"raysweep.fallback_for": sync.tracker.uri})
+    copy = {**sync.state.data, "trials": {k: {**r, "run_id": None, "logged_epochs": 0, "terminated": False,
+                                              "pending_tags": {"status": r["status"], "pareto_optimal": str(r.get("pareto_optimal", ""))}}
+                                          for k, r in sync.state.trials.items()}}
+
+    class _Mem:
+        data = copy
+        trials = copy["trials"]
+
+        def save(self):
+            pass
+
+    fb = MlflowSync(local, parent, _Mem())
+    fb.sync_all()
+    for name in ("pareto.csv", "pareto.png", "sweep.yaml"):
+        if (sweep_dir / name).is_file():
+            local.log_artifact(parent, sweep_dir / name)
+    local.end_run(parent)
+    printer(f"raysweep: warning: MLflow at {sync.tracker.uri} was unreachable ({(sync.errors + errors)[-1]}); "
+            f"the complete sweep was written to {fallback_uri} (open it with: raysweep ui --tracking-uri {fallback_uri}); "
+            f"`raysweep resume {cfg.name}` pushes it to the original store once it is back", flush=True)
+    return fallback_uri
+
+
+def _fail_orphaned_trials(study, keep=()):
+    """RUNNING trials that no record will finish (asked, then the driver died before Tune
+    started them) would stay RUNNING forever: mark them FAIL. ``keep``: the ones being resumed."""
     import optuna
 
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        if t.number not in keep:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
 
-def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, safe, printer, use_gpu) -> Dict[str, Any]:
+def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, errors, printer, use_gpu, sync) -> Dict[str, Any]:
     objectives = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
     finished = [r for r in rows if r["status"] == "FINISHED"]
     failed = [r for r in rows if r["status"] == "FAILED"]
     front_rows(finished, objectives)
     front = [r for r in finished if r.get("pareto_optimal")]
     for r in finished:
-        if r.get("run_id"):
-            safe(tracker.set_tags, r["run_id"], {"pareto_optimal": str(r["pareto_optimal"]).lower()})
+        rec = sync.state.trials[str(r["trial"])]
+        rec["pareto_optimal"] = bool(r["pareto_optimal"])
+        rec.setdefault("pending_tags", {})["pareto_optimal"] = str(r["pareto_optimal"]).lower()
 
     if cfg.final_eval.enabled and front:
         members = front if cfg.final_eval.members == "front" else [max(front, key=lambda r: r.get("val_robust_acc", -1))]
         final_evaluate(cfg, members, use_gpu, printer)
         for r in members:
             test = {k: v for k, v in r.items() if k.startswith("test_")}
-            if r.get("run_id") and test:
-                safe(tracker.log_metrics, r["run_id"], test, int(r.get("epoch", 0)))
+            if test:
+                rec = sync.state.trials[str(r["trial"])]
+                rec["test"] = test
+                rec.setdefault("pending_metrics", {}).update(test)
+    sync.sync_all()
 
     table = [_table_row(r, objectives) for r in finished]
     csv_path = sweep_dir / "pareto.csv"
@@ -217,10 +258,10 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, sa
     if finished:
         plot_front(finished, x["metric"], y["metric"], png_path, title=f"{cfg.name}: {len(front)} of {len(finished)} trials on the front",
                    x_mode=x["mode"], y_mode=y["mode"])
-        safe(tracker.log_artifact, parent_id, png_path)
-    safe(tracker.log_artifact, parent_id, csv_path)
+        _safe(errors, tracker.log_artifact, parent_id, png_path)
+    _safe(errors, tracker.log_artifact, parent_id, csv_path)
     if table:
-        safe(tracker.log_table, parent_id, [t for t in table if t["pareto_optimal"]] or table, "pareto_front.json")
+        _safe(errors, tracker.log_table, parent_id, [t for t in table if t["pareto_optimal"]] or table, "pareto_front.json")
     _print_summary(cfg, finished, failed, front, objectives, printer)
     return {"rows": rows, "front": front, "finished": len(finished), "failed": len(failed),
             "pareto_csv": str(csv_path), "pareto_png": str(png_path) if finished else None}

@@ -57,23 +57,31 @@ def open_study(cfg: SweepConfig, storage_url: str, study_name: str) -> optuna.St
 
 
 class OptunaMultiObjectiveSearch(Searcher):
-    def __init__(self, cfg: SweepConfig, study: optuna.Study, repeat_seeds=None):
+    def __init__(self, cfg: SweepConfig, study: optuna.Study, resume_points=()):
+        """``resume_points``: (optuna number, sampled params) of trials a killed driver left
+        unfinished; they are issued again first, under the same number, and their Ray Train
+        run (named after the number) restores from its last checkpoint."""
         super().__init__(metric=None, mode=None)
         self.cfg = cfg
         self.study = study
         self.live: Dict[str, int] = {}  # Tune trial id -> Optuna trial number
+        self.pending = list(resume_points)
         self.suggested = 0
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # objectives come from the YAML, not from TuneConfig
 
     def suggest(self, trial_id: str) -> Optional[Dict[str, Any]]:
-        ot = self.study.ask()
-        sampled = sample_point(ot, self.cfg)
+        if self.pending:
+            number, sampled = self.pending.pop(0)
+        else:
+            ot = self.study.ask()
+            number, sampled = ot.number, sample_point(ot, self.cfg)
         spec = self.cfg.trial_spec(sampled)
-        self.live[trial_id] = ot.number
+        self.live[trial_id] = number
         self.suggested += 1
-        return {"sampled": sampled, "spec": spec.to_dict(), "optuna_trial": ot.number}
+        return {"sampled": sampled, "spec": spec.to_dict(), "optuna_trial": number,
+                "train_run_name": train_run_name(number)}
 
     def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False) -> None:
         number = self.live.pop(trial_id, None)
@@ -87,12 +95,17 @@ class OptunaMultiObjectiveSearch(Searcher):
 
     def save(self, checkpoint_path: str):
         with open(checkpoint_path, "wb") as f:
-            pickle.dump({"live": self.live, "suggested": self.suggested}, f)
+            pickle.dump({"live": self.live, "suggested": self.suggested, "pending": self.pending}, f)
 
     def restore(self, checkpoint_path: str):
         with open(checkpoint_path, "rb") as f:
             st = pickle.load(f)
-        self.live, self.suggested = st["live"], st["suggested"]
+        self.live, self.suggested, self.pending = st["live"], st["suggested"], st.get("pending", [])
+
+
+def train_run_name(number: int) -> str:
+    """Ray Train run (and checkpoint folder) of an Optuna trial: stable across restarts."""
+    return f"train-{number:04d}"
 
 
 def objective_values(cfg: SweepConfig, result: Dict) -> Optional[list]:

@@ -7,7 +7,6 @@ skips Ray Train's per-trial start-up for single-worker trials.
 """
 
 import os
-import tempfile
 
 import torch
 from ray import tune
@@ -21,28 +20,33 @@ def _partial_network_methods():
     return [m for m in list_methods() if getattr(get_method(m), "partial_network", False)]
 
 
-class TuneReporter(Reporter):
+class InProcessReporter(Reporter):
+    """Single-process trials keep their last checkpoint in the sweep's storage themselves
+    (``<storage>/<train_run_name>/state.pt``, replaced atomically), so a resumed sweep finds
+    it the same way a Ray Train run finds its own."""
+
+    def __init__(self, ckpt_dir: str):
+        self.ckpt_dir = ckpt_dir
+        os.makedirs(ckpt_dir, exist_ok=True)
+
     def report(self, metrics, state):
-        if state is None:
-            tune.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as d:
-            torch.save(state, os.path.join(d, CKPT_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        if state is not None:
+            tmp = os.path.join(self.ckpt_dir, CKPT_FILE + ".tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, os.path.join(self.ckpt_dir, CKPT_FILE))
+            metrics = dict(metrics, checkpoint_path=self.ckpt_dir)
+        tune.report(metrics)
 
 
 def make_trial_fn(storage_path: str, resources, use_gpu: bool):
     def trial_fn(config):
         spec = config["spec"]
-        trial_id = tune.get_context().get_trial_id()
-        if resources.executor == "inprocess" or (resources.executor == "auto" and resources.num_workers == 1 and not use_gpu):
+        run_name = config.get("train_run_name") or f"train-{tune.get_context().get_trial_id()}"
+        if uses_inprocess(resources, use_gpu):
             torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
-            resume = None
-            ck = tune.get_checkpoint()
-            if ck is not None:
-                with ck.as_directory() as d:
-                    resume = load_state(d)
-            run_trial(spec, TuneReporter(), resume_state=resume,
+            ckpt_dir = os.path.join(storage_path, run_name)
+            resume = load_state(ckpt_dir) if os.path.isfile(os.path.join(ckpt_dir, CKPT_FILE)) else None
+            run_trial(spec, InProcessReporter(ckpt_dir), resume_state=resume,
                       device="cuda" if use_gpu and torch.cuda.is_available() else "cpu")
             return
         import ray.train
@@ -58,8 +62,8 @@ def make_trial_fn(storage_path: str, resources, use_gpu: bool):
                                "partial_network_methods": _partial_network_methods()},
             scaling_config=ray.train.ScalingConfig(num_workers=resources.num_workers, use_gpu=use_gpu,
                                                    resources_per_worker=per_worker),
-            # Same name on a retry: Train V2 then restores the last checkpoint from storage.
-            run_config=ray.train.RunConfig(name=f"train-{trial_id}", storage_path=storage_path,
+            # Same name on a retry or a resumed sweep: Train V2 restores the last checkpoint from storage.
+            run_config=ray.train.RunConfig(name=run_name, storage_path=storage_path,
                                            callbacks=[TuneReportCallback()],
                                            failure_config=ray.train.FailureConfig(max_failures=0)),
         )
@@ -68,10 +72,14 @@ def make_trial_fn(storage_path: str, resources, use_gpu: bool):
     return trial_fn
 
 
+def uses_inprocess(resources, use_gpu: bool) -> bool:
+    """``auto`` takes the in-process path for single-worker CPU trials (no DDP to set up)."""
+    return resources.executor == "inprocess" or (resources.executor == "auto" and resources.num_workers == 1 and not use_gpu)
+
+
 def trial_resources(resources, use_gpu: bool):
     """Resources Tune reserves for the trial process itself."""
-    inproc = resources.executor == "inprocess" or (resources.executor == "auto" and resources.num_workers == 1 and not use_gpu)
-    if inproc:
+    if uses_inprocess(resources, use_gpu):
         bundle = {"CPU": resources.cpus_per_worker}
         if use_gpu:
             bundle["GPU"] = resources.gpus_per_worker
