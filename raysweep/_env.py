@@ -14,6 +14,11 @@ QUIET_ENV = {
     "RAY_CHDIR_TO_TRIAL_DIR": "0",  # keep relative paths (datasets, stores) relative to the user's cwd
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # no INFO lines about database migrations
+    # An unreachable tracking server must cost seconds, not minutes of retries per call:
+    # raysweep buffers what it could not log and retries itself.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
     "DO_NOT_TRACK": "true",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "100",
     "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",

@@ -44,6 +44,7 @@ class SweepSection(_Strict):
     repeats: int = Field(1, ge=1, le=100)
     max_failures: int = Field(1, ge=0, le=100, description="retries of a failing trial before it is marked failed")
     population_size: Optional[int] = Field(None, ge=2, description="nsga2 population (default: min(num_samples, 8))")
+    enqueue: List[Dict[str, Any]] = Field(default_factory=list, description="points evaluated first (e.g. paper defaults)")
 
 
 class ResourcesSection(_Strict):
@@ -74,6 +75,7 @@ _TOP = {
     "search": "swept parameters", "objectives": "list of {metric, mode}", "sweep": "search settings",
     "resources": "per-trial resources", "mlflow": "tracking settings", "storage_path": "where Ray and Optuna state go",
     "final_eval": "test-set evaluation of the front", "description": "free text",
+    "imports": "modules to import first (they register your own methods or models)",
 }
 
 
@@ -281,9 +283,12 @@ def _resolve_target(file, key, methods, sections) -> Tuple[Tuple[str, str], Opti
             return ("params", name), [head], flds[name]
         raise ConfigError(file, f"search.{key}", f"{head!r} is neither a section ({', '.join(sections)}) nor a method of this sweep ({', '.join(methods)})")
     train_fields = fields_of(SECTIONS["train"])
+    having = [m for m in methods if key in fields_of(get_method(m).Params)]
+    if key in train_fields and having:
+        raise ConfigError(file, f"search.{key}", f"ambiguous: both train.{key} and {having[0]}.{key} exist; "
+                          f"write train.{key} or {having[0]}.{key}")
     if key in train_fields:
         return ("train", key), None, train_fields[key]
-    having = [m for m in methods if key in fields_of(get_method(m).Params)]
     if not having:
         allowed = set(train_fields)
         for m in methods:
@@ -309,6 +314,16 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
     for k in raw:
         if k not in _TOP:
             raise _unknown(file, k, _TOP)
+    imports = raw.get("imports") or []
+    if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
+        raise ConfigError(file, "imports", "must be a list of module names")
+    import importlib
+
+    for mod in imports:
+        try:
+            importlib.import_module(mod)
+        except Exception as e:  # the user's module: report any import failure as a config error
+            raise ConfigError(file, "imports", f"cannot import {mod!r}: {type(e).__name__}: {e}") from None
     name = raw.get("name")
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
         raise ConfigError(file, "name", f"{name!r}: must be a non-empty string of letters, digits, '-', '_', '.'")
@@ -330,7 +345,7 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
     # training sections, checked against the torch core's dataclasses
     threat = _section(file, raw, "threat", SECTIONS["threat"], 0.0)
     eps = threat.eps
-    base: Dict[str, Any] = {"threat": asdict(threat)}
+    base: Dict[str, Any] = {"threat": asdict(threat), "imports": list(imports)}
     for sec in ("dataset", "model", "train", "eval"):
         base[sec] = asdict(_section(file, raw, sec, SECTIONS[sec], eps))
     if base["dataset"]["name"] not in dataset_names():
@@ -403,6 +418,15 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
     )
     if cfg.storage_path is not None and not isinstance(cfg.storage_path, str):
         raise ConfigError(file, "storage_path", "must be a path or URI string")
+    keys = {sp.key for sp in search} | ({"method"} if len(methods) > 1 else set())
+    for i, point in enumerate(cfg.sweep.enqueue):
+        unknown = set(point) - keys
+        if unknown:
+            raise ConfigError(file, f"sweep.enqueue[{i}]", f"unknown key {sorted(unknown)[0]!r} (allowed: the search keys {', '.join(sorted(keys))})")
+        try:
+            cfg.trial_spec(point)
+        except ValueError as e:
+            raise ConfigError(file, f"sweep.enqueue[{i}]", str(e)) from None
     # A full trial spec for every method must build (catches cross-field problems early).
     for mm in methods:
         try:

@@ -84,7 +84,7 @@ def parse_eps_relative(value, eps: float):
     return value
 
 
-def build_params(params_cls, values: Dict[str, Any], eps: float = 0.0) -> Tuple[Any, List[Tuple[str, str]]]:
+def build_params(params_cls, values: Dict[str, Any], eps: float = 0.0, keep_relative: bool = False) -> Tuple[Any, List[Tuple[str, str]]]:
     """(instance, errors). Errors are (key, message) pairs; unknown keys are errors too."""
     fields = fields_of(params_cls)
     errors, kwargs = [], {}
@@ -93,6 +93,7 @@ def build_params(params_cls, values: Dict[str, Any], eps: float = 0.0) -> Tuple[
             errors.append((k, f"unknown parameter (allowed: {', '.join(sorted(fields))})"))
             continue
         f = fields[k]
+        given = v
         if f.metadata.get("scale_by_eps"):
             v = parse_eps_relative(v, eps)
         d = _default_of(f)
@@ -102,7 +103,9 @@ def build_params(params_cls, values: Dict[str, Any], eps: float = 0.0) -> Tuple[
         if msg:
             errors.append((k, msg))
         else:
-            kwargs[k] = v
+            # keep_relative: "1.25eps" stays a string so the method resolves it against the
+            # current training ε (which eps_warmup ramps), not the final one
+            kwargs[k] = given if (keep_relative and isinstance(given, str)) else v
     if errors:
         return None, errors
     return params_cls(**kwargs), []

@@ -8,7 +8,11 @@ import pytest
 from raysweep._env import apply_quiet_env
 
 REPO = Path(__file__).resolve().parents[1]
+PLUGINS = Path(__file__).resolve().parent / "plugins"
 apply_quiet_env(REPO)
+# Test-only methods (tests/plugins) must be importable here, in Ray workers and in subprocesses.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(PLUGINS)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+sys.path.insert(0, str(PLUGINS))
 
 
 @pytest.fixture(scope="session")

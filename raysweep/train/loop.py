@@ -50,7 +50,7 @@ class LocalReporter(Reporter):
 
 def build_method(spec: TrialSpec, num_classes: int):
     cls = get_method(spec.method)
-    params, errors = build_params(cls.Params, spec.method_params, spec.threat.eps)
+    params, errors = build_params(cls.Params, spec.method_params, spec.threat.eps, keep_relative=True)
     if errors:
         raise ValueError("; ".join(f"{spec.method}.{k}: {m}" for k, m in errors))
     return cls(params, Threat(eps=spec.threat.eps, norm=spec.threat.norm), num_classes)
@@ -87,7 +87,7 @@ class TrialRun:
 
             self.policy = make_policy(spec.pruning, self)
         self.epoch = 0  # next epoch to run
-        self.totals = {"train_time_s": 0.0, "cost": 0.0, "extra_time_s": 0.0, "extra_cost": 0.0}
+        self.totals = {"train_time_s": 0.0, "cost": 0.0, "restarts": 0.0}
         self.history: List[Dict[str, float]] = []
         self.method.setup(self)
 
@@ -195,26 +195,42 @@ class TrialRun:
         if self.policy is not None:
             self.policy.load_state_dict(state.get("policy", {}))
         self.totals.update(state.get("totals", {}))
+        self.totals["restarts"] = self.totals.get("restarts", 0.0) + 1  # this run continues from a checkpoint
         self.history = list(state.get("history", []))
         if "rng" in state:
             torch.set_rng_state(state["rng"].cpu() if hasattr(state["rng"], "cpu") else state["rng"])
 
     # ------------------------------------------------------------------
     def run(self, reporter: Reporter) -> List[Dict[str, float]]:
-        for epoch in range(self.epoch, self.spec.train.epochs):
+        start = self.epoch
+        for epoch in range(start, self.spec.train.epochs):
             tr = self.train_epoch(epoch)
             self.method.before_eval(self)
             ev = self.evaluate_val()
             metrics = {"epoch": epoch + 1, **tr, **ev,
-                       "train_time_s": self.totals["train_time_s"], "cost": self.totals["cost"]}
+                       "train_time_s": self.totals["train_time_s"], "cost": self.totals["cost"],
+                       "restarts": self.totals.get("restarts", 0.0)}
             metrics.update(self.method.on_epoch_end(epoch, metrics, self) or {})
             if self.policy is not None:
                 metrics.update(self.policy.metrics())
             metrics = {k: float(v) for k, v in metrics.items()}
+            report = dict(metrics)
+            if epoch == start and start > 0:
+                # first report after a restart: the epochs before the checkpoint, for any
+                # listener that missed them (e.g. a sweep driver killed mid-trial)
+                report["resumed_history"] = [dict(h) for h in self.history]
             self.epoch = epoch + 1
             self.history.append(metrics)
-            reporter.report(metrics, self.state_dict() if self.dist.is_main else None)
+            reporter.report(report, self.state_dict() if self.dist.is_main else None)
         return self.history
+
+
+def import_plugins(modules):
+    """Import the modules a sweep names under ``imports`` (they register methods or models)."""
+    import importlib
+
+    for m in modules or ():
+        importlib.import_module(m)
 
 
 def run_trial(spec, reporter: Optional[Reporter] = None, resume_state: Optional[Dict[str, Any]] = None,
@@ -222,6 +238,7 @@ def run_trial(spec, reporter: Optional[Reporter] = None, resume_state: Optional[
     """Train one configuration; returns the per-epoch metrics. ``spec`` may be a dict."""
     if isinstance(spec, dict):
         spec = TrialSpec.from_dict(spec)
+    import_plugins(spec.imports)
     run = TrialRun(spec, dist=dist, device=device, wrap_model=wrap_model, data=data)
     if resume_state is not None:
         run.load_state_dict(resume_state)

@@ -85,6 +85,7 @@ class TrialSpec:
     eval: EvalSpec = field(default_factory=EvalSpec)
     pruning: Optional[PruningSpec] = None
     device: str = "auto"
+    imports: List[str] = field(default_factory=list)  # modules that register user methods/models
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,7 +103,7 @@ class TrialSpec:
                 kw[name] = inst
             else:
                 d.pop(name, None)
-        for k in ("method", "method_params", "device"):
+        for k in ("method", "method_params", "device", "imports"):
             if k in d:
                 kw[k] = d.pop(k)
         errors += [(k, "unknown key") for k in d]

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -66,6 +67,9 @@ class MlflowSync:
         self.parent_id = parent_id
         self.state = state
         self.errors: List[str] = []
+        self.down_until = 0.0  # after a failure, wait before hammering the store again
+
+    RETRY_AFTER_S = 10.0
 
     def _push(self, rec: Dict[str, Any]):
         if not rec.get("run_id"):
@@ -77,11 +81,12 @@ class MlflowSync:
             rec["run_id"] = self.tracker.start_child(self.parent_id, f"trial-{rec['trial']:03d}-{rec['method']}", params, tags)
             self.state.save()
         run_id = rec["run_id"]
-        history = rec.get("history", [])
-        logged = rec.get("logged_epochs", 0)
-        for m in history[logged:]:
-            self.tracker.log_metrics(run_id, m, int(m.get("epoch", 0)))
-            rec["logged_epochs"] = rec.get("logged_epochs", 0) + 1
+        logged = rec.setdefault("logged", [])
+        for m in rec.get("history", []):
+            ep = int(m.get("epoch", 0))
+            if ep not in logged:
+                self.tracker.log_metrics(run_id, m, ep)
+                logged.append(ep)
         extra = rec.get("pending_metrics") or {}
         if extra:
             self.tracker.log_metrics(run_id, extra, int(rec.get("metrics", {}).get("epoch", 0)))
@@ -94,27 +99,31 @@ class MlflowSync:
             self.tracker.end_run(run_id, rec["status"])
             rec["terminated"] = True
 
-    def sync(self, rec: Dict[str, Any]) -> bool:
+    def sync(self, rec: Dict[str, Any], force: bool = False) -> bool:
         from mlflow.exceptions import MlflowException
 
         try:
+            if not force and time.time() < self.down_until:
+                return False
             self._push(rec)
             return True
         except (MlflowException, OSError) as e:  # tracking outage: keep training, retry later
             self.errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            self.down_until = time.time() + self.RETRY_AFTER_S
             return False
         finally:
             self.state.save()
 
-    def sync_all(self) -> bool:
+    def sync_all(self, force: bool = False) -> bool:
         ok = True
         for rec in self.state.trials.values():
-            ok = self.sync(rec) and ok
+            ok = self.sync(rec, force=force) and ok
+            force = force and ok  # one failure is enough to know the store is down
         return ok
 
     def dirty(self) -> List[Dict[str, Any]]:
         return [r for r in self.state.trials.values()
-                if not r.get("run_id") or r.get("logged_epochs", 0) < len(r.get("history", []))
+                if not r.get("run_id") or any(int(h.get("epoch", 0)) not in r.get("logged", []) for h in r.get("history", []))
                 or r.get("pending_tags") or r.get("pending_metrics") or (r["status"] in ("FINISHED", "FAILED") and not r.get("terminated"))]
 
 
@@ -135,7 +144,7 @@ class MlflowTrialRecorder(Callback):
             spec = cfg.get("spec", {})
             rec = {"trial": int(cfg.get("optuna_trial", len(self.state.trials))), "method": spec.get("method", "?"),
                    "sampled": cfg.get("sampled", {}), "spec": spec, "status": "PENDING", "metrics": {},
-                   "history": [], "logged_epochs": 0, "run_id": None, "checkpoint_path": None, "retries": 0,
+                   "history": [], "logged": [], "run_id": None, "checkpoint_path": None, "retries": 0,
                    "error": None, "train_run_name": cfg.get("train_run_name"), "pending_tags": {}}
             self.state.trials[key] = rec
         rec["tune_trial_id"] = trial.trial_id
@@ -154,10 +163,16 @@ class MlflowTrialRecorder(Callback):
         rec = self._record(trial)
         metrics = _our_metrics(result)
         epoch = int(metrics.get("epoch", len(rec["history"]) + 1))
-        # A trial restarted from its checkpoint re-reports from the next epoch; an epoch that
-        # was reported before the restart replaces its old entry instead of duplicating it.
-        rec["history"] = [h for h in rec["history"] if int(h.get("epoch", 0)) < epoch] + [metrics]
-        rec["logged_epochs"] = min(rec.get("logged_epochs", 0), len(rec["history"]) - 1)
+        # A trial restarted from its checkpoint reports from the next epoch on, and its first
+        # report carries the epochs before the checkpoint: a driver killed while reports were
+        # in flight missed some of them. Each epoch is recorded (and logged) exactly once.
+        by_epoch = {int(h.get("epoch", 0)): h for h in rec["history"]}
+        for h in result.get("resumed_history") or []:
+            by_epoch.setdefault(int(h.get("epoch", 0)), _our_metrics(h))
+        by_epoch = {e: h for e, h in by_epoch.items() if e < epoch}
+        by_epoch[epoch] = metrics
+        rec["history"] = [by_epoch[e] for e in sorted(by_epoch)]
+        rec["logged"] = [e for e in rec.get("logged", []) if e < epoch]  # a re-run epoch is logged again
         rec["metrics"] = metrics
         if result.get("checkpoint_path"):
             rec["checkpoint_path"] = result["checkpoint_path"]
@@ -214,7 +229,11 @@ def _error_line(trial) -> str:
         if path and os.path.isfile(path):
             msg = Path(path).read_text()
     lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
-    cause = next((ln for ln in reversed(lines) if "Error" in ln or "Exception" in ln), lines[-1] if lines else "unknown error")
+    # The innermost "package.ExceptionName: message" line is the cause; Ray wraps it in
+    # "Training failed due to worker errors" / "[Rank 0 Error Snippet]" banners.
+    exc_line = re.compile(r"^(?:[a-z_]\w*\.)*[A-Z]\w*: \S")
+    causes = [ln for ln in lines if exc_line.match(ln) and not ln.startswith(("Worker info", "Worker exit"))]
+    cause = causes[-1] if causes else (lines[-1] if lines else "unknown error")
     return cause[:500]
 
 

@@ -108,7 +108,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
 
     _absolute_paths(cfg, workdir)
     exp_dir = experiment_dir(cfg, workdir)
-    sweep_dir = resume_dir or (exp_dir / new_sweep_id())
+    sweep_dir = Path(resume_dir).absolute() if resume_dir else (exp_dir / new_sweep_id())
     sweep_dir.mkdir(parents=True, exist_ok=True)
     state = SweepState(sweep_dir / "state.json")
     errors: List[str] = []
@@ -147,7 +147,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     to_run = max(0, cfg.sweep.num_samples - ended)
     searcher = OptunaMultiObjectiveSearch(cfg, study, resume_points=resume_points)
     sync = MlflowSync(tracker, parent_id, state)
-    sync.sync_all()  # anything an earlier (killed) driver could not log
+    sync.sync_all(force=True)  # anything an earlier (killed) driver could not log
     recorder = MlflowTrialRecorder(sync, state, cfg.objectives)
     progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer)
     trial_fn = make_trial_fn(str(sweep_dir / "train"), cfg.resources, use_gpu)
@@ -188,14 +188,14 @@ def _flush_or_fallback(cfg, sync, sweep_dir: Path, errors: List[str], printer, w
     local sqlite store beside it, so nothing is lost, and say so."""
     if not sync.dirty() and not errors:
         return None
-    if sync.sync_all() and not errors:
+    if sync.sync_all(force=True) and not errors:
         return None
     fallback_uri = "sqlite:///" + str(sweep_dir / "mlflow-fallback.db")
     from .callbacks import MlflowSync
 
     local = SweepTracker(fallback_uri, sync.tracker.experiment, artifact_root=sweep_dir / "mlflow-fallback-artifacts")
     parent = local.start_parent(sweep_dir.name, {"raysweep.fallback_for": sync.tracker.uri})
-    copy = {**sync.state.data, "trials": {k: {**r, "run_id": None, "logged_epochs": 0, "terminated": False,
+    copy = {**sync.state.data, "trials": {k: {**r, "run_id": None, "logged": [], "terminated": False,
                                               "pending_tags": {"status": r["status"], "pareto_optimal": str(r.get("pareto_optimal", ""))}}
                                           for k, r in sync.state.trials.items()}}
 

@@ -50,10 +50,14 @@ def sample_point(trial: optuna.Trial, cfg: SweepConfig) -> Dict[str, Any]:
 
 def open_study(cfg: SweepConfig, storage_url: str, study_name: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=study_name, storage=storage_url, load_if_exists=True, sampler=make_sampler(cfg),
         directions=["minimize" if o.mode == "min" else "maximize" for o in cfg.objectives],
     )
+    if not study.trials:  # a new study: the YAML's enqueued points come first
+        for point in cfg.sweep.enqueue:
+            study.enqueue_trial(point)
+    return study
 
 
 class OptunaMultiObjectiveSearch(Searcher):

@@ -1,0 +1,265 @@
+"""What a sweep survives. Each test asserts that nothing already logged was lost.
+
+Real local Ray, real Optuna, real MLflow (sqlite, and a real ``mlflow server`` that is
+stopped mid-sweep); faults come from the test-only method in tests/plugins/faulty_methods.py."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from raysweep.config import load_config
+from raysweep.tune.runner import run_sweep
+
+from conftest import REPO, free_port
+
+pytestmark = pytest.mark.ray
+
+FAULTY = """
+name: {name}
+imports: [faulty_methods]
+method: faulty
+dataset: {{name: synthetic, val_size: 128}}
+model: {{name: small_cnn, width: 4}}
+threat: {{norm: linf, eps: 0.1}}
+train: {{epochs: {epochs}, batch_size: 64, lr: 0.01, optimizer: adam, weight_decay: 0.0}}
+eval: {{val_pgd_steps: 2}}
+params: {{at_epoch: 1, marker_dir: "{marker}"}}
+search:
+  fault: {{choice: [none, raise, nan, kill_worker_once, raise_once]}}
+  lr: {{float: [0.005, 0.02], log: true}}
+sweep: {{num_samples: {n}, max_concurrent: 2, sampler: random, seed: 0, max_failures: 1,
+        enqueue: {enqueue}}}
+final_eval: {{attacks: [clean], n: 64}}
+"""
+
+
+def _yaml(tmp_path, name, faults, epochs=2, n=None):
+    p = tmp_path / f"{name}.yaml"
+    enq = "[" + ", ".join("{fault: %s}" % f for f in faults) + "]"
+    p.write_text(FAULTY.format(name=name, epochs=epochs, marker=tmp_path / "markers", n=n or len(faults), enqueue=enq))
+    return p
+
+
+def _children(client, experiment):
+    exp = client.get_experiment_by_name(experiment)
+    parents = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'sweep'")
+    assert len(parents) == 1
+    kids = client.search_runs([exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
+    return parents[0], {int(k.data.tags["optuna_trial"]): k for k in kids}
+
+
+def _epochs(client, run_id, metric="val_robust_acc"):
+    return [h.step for h in sorted(client.get_metric_history(run_id, metric), key=lambda h: h.step)]
+
+
+def test_raising_nan_and_killed_worker_trials(ray_session, tmp_path, monkeypatch):
+    """A trial that raises and one whose loss turns NaN are retried (max_failures=1) and then
+    marked FAILED with the error as a tag, their epoch-1 metrics kept; a trial whose worker
+    process is SIGKILLed is retried and resumes from its checkpoint; the sweep goes on and the
+    front is computed from the rest; Optuna keeps no trial RUNNING."""
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(_yaml(tmp_path, "faults", ["raise", "nan", "kill_worker_once", "none"], epochs=3))
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    assert summary["finished"] == 2 and summary["failed"] == 2
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent, kids = _children(client, "faults")
+    assert sorted(kids) == [0, 1, 2, 3]  # exactly one child run per trial, retries included
+    raised, nan, killed, ok = kids[0], kids[1], kids[2], kids[3]
+    for run, needle in ((raised, "injected failure"), (nan, "non-finite")):
+        assert run.info.status == "FAILED" and run.data.tags["status"] == "FAILED"
+        assert needle in run.data.tags["error"]
+        assert _epochs(client, run.info.run_id) == [1]  # the epoch logged before the failure survives
+    assert killed.data.tags["status"] == "FINISHED" and int(killed.data.tags["retries"]) >= 1
+    assert _epochs(client, killed.info.run_id) == [1, 2, 3]  # no duplicate epochs after the restart
+    assert killed.data.metrics["restarts"] >= 1  # it continued from its checkpoint, not from scratch
+    assert ok.data.tags["status"] == "FINISHED"
+    front = {k for k, r in kids.items() if r.data.tags.get("pareto_optimal") == "true"}
+    assert front and front <= {2, 3}
+    study = optuna.load_study(study_name="faults", storage=f"sqlite:///{summary['sweep_dir']}/optuna.db")
+    states = [t.state for t in sorted(study.trials, key=lambda t: t.number)]
+    F, C = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
+    assert states == [F, F, C, C]
+
+
+def _wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _state(tmp_path, name):
+    files = sorted((tmp_path / "raysweep_runs" / name).glob("sweep-*/state.json"))
+    if not files:
+        return None
+    try:
+        return json.loads(files[-1].read_text())
+    except ValueError:
+        return None
+
+
+def test_kill_driver_with_sigkill_then_resume(tmp_path):
+    """SIGKILL the sweep driver mid-trial; `raysweep resume` finishes the sweep: finished
+    trials are not re-run, the interrupted one restarts from its last checkpoint, the Optuna
+    study continues, and MLflow keeps the same parent and one child per trial."""
+    y = _yaml(tmp_path, "killdrv", ["none", "none", "none"], epochs=6)
+    text = y.read_text().replace("max_concurrent: 2", "max_concurrent: 1").replace(
+        "dataset: {name: synthetic, val_size: 128}", "dataset: {name: mnist, val_size: 200, train_size: 4000}")
+    y.write_text(text)
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "raysweep.cli"]
+    log = open(tmp_path / "driver.log", "w")
+    proc = subprocess.Popen(cmd + ["sweep", str(y)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        def mid_second_trial():
+            st = _state(tmp_path, "killdrv")
+            if not st:
+                return None
+            t = st["trials"]
+            done = [r for r in t.values() if r["status"] == "FINISHED"]
+            running = [r for r in t.values() if r["status"] == "RUNNING" and 1 <= len(r["history"]) < 5]
+            return st if done and running else None
+
+        before = _wait_for(mid_second_trial, 400, "one finished trial and one mid-way")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the killed driver's Ray processes may linger a moment; give them time to notice
+    time.sleep(3)
+    st = _state(tmp_path, "killdrv")
+    finished_before = {k: r["run_id"] for k, r in st["trials"].items() if r["status"] == "FINISHED"}
+    interrupted = {k: r for k, r in st["trials"].items() if r["status"] == "RUNNING"}
+    assert finished_before and interrupted
+    epochs_at_kill = {k: len(r["history"]) for k, r in interrupted.items()}
+
+    r = subprocess.run(cmd + ["resume", "killdrv"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "resuming" in r.stdout
+    after = _state(tmp_path, "killdrv")
+    assert after["parent_run_id"] == st["parent_run_id"]
+    assert sorted(after["trials"]) == ["0", "1", "2"]
+    for k, run_id in finished_before.items():  # not re-run: same run, same single history
+        assert after["trials"][k]["run_id"] == run_id and after["trials"][k]["metrics"].get("restarts", 0) == 0
+    for k, r0 in interrupted.items():
+        r1 = after["trials"][k]
+        assert r1["status"] == "FINISHED" and r1["run_id"] == r0["run_id"]
+        assert r1["metrics"]["restarts"] == 1 and r1["metrics"]["epoch"] == 6
+        assert epochs_at_kill[k] >= 1
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent, kids = _children(client, "killdrv")
+    assert parent.info.run_id == st["parent_run_id"] and sorted(kids) == [0, 1, 2]
+    for k in kids.values():
+        assert _epochs(client, k.info.run_id) == [1, 2, 3, 4, 5, 6]
+    study = optuna.load_study(study_name="killdrv", storage=f"sqlite:///{Path(after['trials']['0']['checkpoint_path']).parents[2] / 'optuna.db'}"
+                              if False else f"sqlite:///{sorted((tmp_path / 'raysweep_runs' / 'killdrv').glob('sweep-*'))[-1] / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+
+
+@pytest.fixture
+def restartable_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1 that the test can stop and start again."""
+    import urllib.request
+
+    port = free_port()
+    work = tmp_path / "server"
+    work.mkdir()
+    url = f"http://127.0.0.1:{port}"
+    procs = []
+
+    def start():
+        p = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{work / 's.db'}",
+                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=work,
+                             env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PATH": "/usr/bin:/bin"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        procs.append(p)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(url + "/health", timeout=2).read().strip() == b"OK":
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("mlflow server did not start")
+
+    def stop():
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(timeout=30)
+
+    start()
+    yield url, start, stop
+    stop()
+
+
+def test_mlflow_server_down_mid_sweep_then_back(ray_session, tmp_path, monkeypatch, restartable_server):
+    """The tracking server dies after the first trial and comes back before the end:
+    training goes on, and every metric of every trial reaches the server in the end."""
+    url, start, stop = restartable_server
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(_yaml(tmp_path, "down", ["none", "none", "none"], epochs=2),
+                      [f"mlflow.tracking_uri={url}", "sweep.max_concurrent=1"])
+    events = []
+
+    def chaos():
+        _wait_for(lambda: (_state(tmp_path, "down") or {}).get("trials", {}).get("0", {}).get("status") == "FINISHED",
+                  300, "first trial")
+        stop()
+        events.append("stopped")
+        _wait_for(lambda: (_state(tmp_path, "down") or {}).get("trials", {}).get("2", {}).get("status") == "RUNNING",
+                  300, "third trial")
+        start()
+        events.append("started")
+
+    th = threading.Thread(target=chaos, daemon=True)
+    th.start()
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    th.join(timeout=60)
+    assert events == ["stopped", "started"]
+    assert summary["finished"] == 3 and summary["mlflow_fallback"] is None
+    client = MlflowClient(url)
+    parent, kids = _children(client, "down")
+    assert sorted(kids) == [0, 1, 2]
+    for k in kids.values():
+        assert k.data.tags["status"] == "FINISHED" and _epochs(client, k.info.run_id) == [1, 2]
+
+
+def test_mlflow_server_down_until_the_end_falls_back_locally(ray_session, tmp_path, monkeypatch, restartable_server):
+    """The tracking server dies and never returns: the sweep finishes, says so, and writes
+    the complete record to a local store beside the sweep."""
+    url, start, stop = restartable_server
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(_yaml(tmp_path, "gone", ["none", "none"], epochs=2), [f"mlflow.tracking_uri={url}", "sweep.max_concurrent=1"])
+
+    def chaos():
+        _wait_for(lambda: len((_state(tmp_path, "gone") or {}).get("trials", {}).get("0", {}).get("history", [])) >= 1,
+                  300, "first epoch")
+        stop()
+
+    th = threading.Thread(target=chaos, daemon=True)
+    th.start()
+    lines = []
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    th.join(timeout=10)
+    assert summary["finished"] == 2 and summary["mlflow_fallback"]
+    assert any("unreachable" in ln and "mlflow-fallback.db" in ln for ln in lines)
+    client = MlflowClient(summary["mlflow_fallback"])
+    parent, kids = _children(client, "gone")
+    assert sorted(kids) == [0, 1]
+    for k in kids.values():
+        assert k.data.tags["status"] == "FINISHED" and _epochs(client, k.info.run_id) == [1, 2]
