@@ -17,8 +17,10 @@ class RayTrainReporter(Reporter):
     """``ray.train.report`` on every rank (Ray requires it); rank 0 attaches the checkpoint."""
 
     def report(self, metrics, state):
+        import ray
         import ray.train
 
+        metrics = dict(metrics, node_id=ray.get_runtime_context().get_node_id())  # where rank 0 ran
         if state is None:
             ray.train.report(metrics)
             return

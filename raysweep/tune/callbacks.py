@@ -176,6 +176,10 @@ class MlflowTrialRecorder(Callback):
         rec["metrics"] = metrics
         if result.get("checkpoint_path"):
             rec["checkpoint_path"] = result["checkpoint_path"]
+        node = result.get("node_id")
+        if node and node != rec.get("node_id"):
+            rec["node_id"] = node
+            self._tag(rec, node_id=node)
         self.sync.sync(rec)
 
     def on_trial_complete(self, iteration, trials, trial, **info):

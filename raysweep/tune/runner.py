@@ -33,11 +33,32 @@ def _safe(errors: List[str], fn, *args, **kw):
         return None
 
 
+def _storage_setting(cfg: SweepConfig) -> Optional[str]:
+    return cfg.storage_path or os.environ.get("RAYSWEEP_STORAGE_PATH")
+
+
+def is_uri(path: Optional[str]) -> bool:
+    return bool(path) and "://" in path and not path.startswith("file://")
+
+
 def experiment_dir(cfg: SweepConfig, workdir: Path) -> Path:
-    base = Path(cfg.storage_path).expanduser() if cfg.storage_path else workdir / "raysweep_runs"
-    if not base.is_absolute():
-        base = workdir / base
+    """Where the sweep's own state lives (Optuna study, state.json, Pareto files): always a
+    local directory of the driver. With a URI storage (s3://, gs://) only Ray's Tune/Train
+    state and the checkpoints go there, so every node of a cluster can reach them."""
+    setting = _storage_setting(cfg)
+    if setting and not is_uri(setting):
+        base = Path(setting.replace("file://", "")).expanduser()
+        base = base if base.is_absolute() else workdir / base
+    else:
+        base = workdir / "raysweep_runs"
     return base / cfg.name
+
+
+def ray_storage(cfg: SweepConfig, sweep_dir: Path) -> str:
+    setting = _storage_setting(cfg)
+    if is_uri(setting):
+        return f"{setting.rstrip('/')}/{cfg.name}/{sweep_dir.name}"
+    return str(sweep_dir)
 
 
 def init_ray(workdir: Path):
@@ -150,7 +171,13 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     sync.sync_all(force=True)  # anything an earlier (killed) driver could not log
     recorder = MlflowTrialRecorder(sync, state, cfg.objectives)
     progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer)
-    trial_fn = make_trial_fn(str(sweep_dir / "train"), cfg.resources, use_gpu)
+    storage = ray_storage(cfg, sweep_dir)
+    from .trainable import uses_inprocess
+
+    if is_uri(storage) and uses_inprocess(cfg.resources, use_gpu):
+        raise UserError(f"{cfg.file}: resources.executor: the in-process executor keeps checkpoints on local disk; "
+                        f"with storage {storage} use executor: train")
+    trial_fn = make_trial_fn(f"{storage}/train", cfg.resources, use_gpu)
 
     t0 = time.time()
     printer(f"raysweep: sweep {cfg.name!r} ({sweep_dir.name}): {cfg.sweep.num_samples} trials, "
@@ -163,7 +190,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
             tune.with_resources(trial_fn, trial_resources(cfg.resources, use_gpu)),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run,
                                         max_concurrent_trials=cfg.sweep.max_concurrent, reuse_actors=False),
-            run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=str(sweep_dir / "tune"),
+            run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=f"{storage}/tune",
                                       callbacks=[recorder, progress], verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
@@ -276,17 +303,19 @@ def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer
     from ..train.ray_worker import load_state
 
     @ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)
-    def _eval(spec, ckpt_dir, attacks, n):
+    def _eval(spec, ckpt_path, attacks, n):
         import torch
+        from ray.train import Checkpoint
 
         torch.set_num_threads(1)
-        state = load_state(ckpt_dir)
+        with Checkpoint(path=ckpt_path).as_directory() as d:  # local dir, or downloaded from s3:// etc.
+            state = load_state(d)
         return evaluate_state(spec, state["model"], attacks, n=n)
 
     jobs = []
     for r in members:
         ck = r.get("checkpoint_path")
-        if not ck or not Path(ck).exists():
+        if not ck or (not is_uri(ck) and not Path(ck).exists()):
             printer(f"raysweep: trial {r['trial']}: no checkpoint to evaluate", flush=True)
             continue
         spec = _spec_of(cfg, r)

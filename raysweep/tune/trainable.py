@@ -30,6 +30,9 @@ class InProcessReporter(Reporter):
         os.makedirs(ckpt_dir, exist_ok=True)
 
     def report(self, metrics, state):
+        import ray
+
+        metrics = dict(metrics, node_id=ray.get_runtime_context().get_node_id())
         if state is not None:
             tmp = os.path.join(self.ckpt_dir, CKPT_FILE + ".tmp")
             torch.save(state, tmp)

@@ -1,0 +1,86 @@
+"""A sweep on a real multi-node Ray cluster (head + two worker nodes on this machine), with
+2-worker DDP trials, logging through a real `mlflow server` on 127.0.0.1."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY_YAML, free_port
+
+pytestmark = pytest.mark.ray
+
+DRIVER = r"""
+import sys, json
+from pathlib import Path
+from raysweep.config import load_config
+from raysweep.tune.runner import run_sweep
+cfg = load_config(sys.argv[1], sys.argv[2:])
+s = run_sweep(cfg, workdir=Path.cwd(), printer=lambda *a, **k: print(*a, flush=True))
+print("SUMMARY", json.dumps({"finished": s["finished"], "failed": s["failed"]}))
+"""
+
+CLUSTER = r"""
+import sys, time, os
+from ray.cluster_utils import Cluster
+c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+c.add_node(num_cpus=2)
+c.add_node(num_cpus=2)
+c.wait_for_nodes()
+print("ADDRESS", c.address, flush=True)
+sys.stdin.read()  # until the test closes stdin
+c.shutdown()
+"""
+
+
+def test_sweep_on_three_node_cluster_with_mlflow_server(tmp_path, ray_session):
+    # Ray allows one cluster per process; the test's own Ray stays untouched: the cluster and
+    # the sweep driver run in their own processes.
+    env = dict(os.environ, RAYSWEEP_RAY_TMPDIR="")
+    env.pop("RAY_ADDRESS", None)
+    cl = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    port = free_port()
+    srv = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 's.db'}",
+                            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=tmp_path,
+                           env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PATH": "/usr/bin:/bin"},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        address = None
+        deadline = time.time() + 180
+        while time.time() < deadline and address is None:
+            line = cl.stdout.readline()
+            if line.startswith("ADDRESS"):
+                address = line.split()[1]
+            elif not line and cl.poll() is not None:
+                break
+        assert address, "the test cluster did not start"
+        y = tmp_path / "multi.yaml"
+        y.write_text(TINY_YAML.format(name="multi", n=3))
+        url = f"http://127.0.0.1:{port}"
+        r = subprocess.run([sys.executable, "-c", DRIVER, str(y), f"mlflow.tracking_uri={url}", "resources.num_workers=2",
+                            "sweep.max_concurrent=2"],
+                           cwd=tmp_path, env=dict(env, RAY_ADDRESS=address), capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert 'SUMMARY {"finished": 3, "failed": 0}' in r.stdout
+        client = MlflowClient(url)
+        exp = client.get_experiment_by_name("multi")
+        kids = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'trial'")
+        assert len(kids) == 3
+        nodes = {k.data.tags["node_id"] for k in kids}
+        assert len(nodes) >= 2, "trials should have landed on different worker nodes"
+        for k in kids:
+            assert k.data.params["train.epochs"] == "2"
+            assert [h.step for h in client.get_metric_history(k.info.run_id, "val_robust_acc")] == [1, 2]
+    finally:
+        if cl.poll() is None:
+            cl.stdin.close()
+            try:
+                cl.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                cl.kill()
+        srv.terminate()
+        srv.wait(timeout=30)
