@@ -41,7 +41,8 @@ class SweepSection(_Strict):
     max_concurrent: int = Field(2, ge=1, le=10_000)
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     seed: int = Field(0, ge=0)
-    repeats: int = Field(1, ge=1, le=100)
+    repeats: int = Field(1, ge=1, le=100, description="seeds per sampled config; the front uses their mean")
+    front_includes_flagged: bool = Field(False, description="let trials flagged catastrophic_overfit onto the front")
     max_failures: int = Field(1, ge=0, le=100, description="retries of a failing trial before it is marked failed")
     population_size: Optional[int] = Field(None, ge=2, description="nsga2 population (default: min(num_samples, 8))")
     enqueue: List[Dict[str, Any]] = Field(default_factory=list, description="points evaluated first (e.g. paper defaults)")
@@ -128,6 +129,7 @@ class SweepConfig:
         d = copy.deepcopy(self.base)
         d["method"] = method
         d["method_params"] = dict(self.params.get(method, {}))
+        d["repeats"] = self.sweep.repeats
         for sp in self.search:
             if sp.key not in sampled:
                 continue

@@ -87,6 +87,8 @@ class TrialRun:
 
             self.policy = make_policy(spec.pruning, self)
         self.epoch = 0  # next epoch to run
+        self.stopped = False  # set by a catastrophic-overfitting stop
+        self._start = 0
         self.totals = {"train_time_s": 0.0, "cost": 0.0, "restarts": 0.0}
         self.history: List[Dict[str, float]] = []
         self.method.setup(self)
@@ -169,10 +171,14 @@ class TrialRun:
         idx = torch.arange(self.dist.rank, n, self.dist.world_size, device=val.y.device)
         attacks = {"clean": make_attack("clean", th.eps, th.norm),
                    "robust": make_attack("pgd", th.eps, th.norm, steps=ev.val_pgd_steps, alpha=ev.val_pgd_alpha)}
+        if ev.val_fgsm:
+            attacks["fgsm"] = make_attack("fgsm", th.eps, th.norm)
         acc = accuracy_under(self.raw_model, val.x[idx], val.y[idx], attacks, ev.batch_size, self.device)
         k = len(idx)
-        c_clean, c_rob, total = self.dist.all_reduce_sum([acc["clean"] * k, acc["robust"] * k, k], self.device)
-        return {"val_clean_acc": c_clean / total, "val_robust_acc": c_rob / total}
+        names = list(attacks)
+        sums = self.dist.all_reduce_sum([acc[a] * k for a in names] + [k], self.device)
+        total = sums[-1]
+        return {f"val_{'robust' if a == 'robust' else a}_acc": v / total for a, v in zip(names, sums[:-1])}
 
     # ------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
@@ -183,12 +189,14 @@ class TrialRun:
             "method": self.method.state_dict(),
             "policy": self.policy.state_dict() if self.policy is not None else {},
             "totals": dict(self.totals),
+            "stopped": self.stopped,
             "history": list(self.history),
             "rng": torch.get_rng_state(),
         }
 
     def load_state_dict(self, state: Dict[str, Any]):
-        self.epoch = int(state["epoch"])
+        self.epoch = self._start = int(state["epoch"])
+        self.stopped = bool(state.get("stopped", False))
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_state_dict(state.get("method", {}))
@@ -201,27 +209,108 @@ class TrialRun:
             torch.set_rng_state(state["rng"].cpu() if hasattr(state["rng"], "cpu") else state["rng"])
 
     # ------------------------------------------------------------------
+    def collapsed(self, metrics: Dict[str, float]) -> bool:
+        """Catastrophic overfitting (Wong et al.): validation PGD accuracy falls by more than
+        ``co_drop`` from the previous epoch while FGSM accuracy rises."""
+        ev = self.spec.eval
+        if not ev.co_detect or not self.history or "val_fgsm_acc" not in metrics:
+            return False
+        prev = self.history[-1]
+        return (prev["val_robust_acc"] - metrics["val_robust_acc"] > ev.co_drop
+                and metrics["val_fgsm_acc"] > prev.get("val_fgsm_acc", 1.0))
+
+    def run_epoch(self) -> Dict[str, Any]:
+        """Train and validate one epoch; returns the report (the checkpoint is ``state_dict()``)."""
+        epoch = self.epoch
+        prev_model = copy.deepcopy(self.raw_model.state_dict()) if self.spec.eval.co_action == "rollback" else None
+        tr = self.train_epoch(epoch)
+        self.method.before_eval(self)
+        ev = self.evaluate_val()
+        metrics = {"epoch": epoch + 1, **tr, **ev,
+                   "train_time_s": self.totals["train_time_s"], "cost": self.totals["cost"],
+                   "restarts": self.totals.get("restarts", 0.0)}
+        metrics.update(self.method.on_epoch_end(epoch, metrics, self) or {})
+        if self.policy is not None:
+            metrics.update(self.policy.metrics())
+        metrics = {k: float(v) for k, v in metrics.items()}
+        collapsed = self.collapsed(metrics)
+        if collapsed:
+            self.totals["catastrophic_overfit"] = 1.0
+            action = self.spec.eval.co_action
+            if action in ("stop", "rollback"):
+                self.stopped = True
+            if action == "rollback" and prev_model is not None:
+                # keep the previous epoch's weights and its validation numbers; the time and
+                # cost of the collapsed epoch were spent, so they stay in the totals
+                self.raw_model.load_state_dict(prev_model)
+                prev = self.history[-1]
+                metrics.update({k: v for k, v in prev.items() if k.startswith("val_")})
+                metrics["rolled_back_to_epoch"] = prev["epoch"]
+        metrics["catastrophic_overfit"] = self.totals.get("catastrophic_overfit", 0.0)
+        report = dict(metrics)
+        if epoch == self._start and self._start > 0:
+            # first report after a restart: the epochs before the checkpoint, for any
+            # listener that missed them (e.g. a sweep driver killed mid-trial)
+            report["resumed_history"] = [dict(h) for h in self.history]
+        self.epoch = epoch + 1
+        self.history.append(metrics)
+        return report
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.epoch >= self.spec.train.epochs
+
     def run(self, reporter: Reporter) -> List[Dict[str, float]]:
-        start = self.epoch
-        for epoch in range(start, self.spec.train.epochs):
-            tr = self.train_epoch(epoch)
-            self.method.before_eval(self)
-            ev = self.evaluate_val()
-            metrics = {"epoch": epoch + 1, **tr, **ev,
-                       "train_time_s": self.totals["train_time_s"], "cost": self.totals["cost"],
-                       "restarts": self.totals.get("restarts", 0.0)}
-            metrics.update(self.method.on_epoch_end(epoch, metrics, self) or {})
-            if self.policy is not None:
-                metrics.update(self.policy.metrics())
-            metrics = {k: float(v) for k, v in metrics.items()}
-            report = dict(metrics)
-            if epoch == start and start > 0:
-                # first report after a restart: the epochs before the checkpoint, for any
-                # listener that missed them (e.g. a sweep driver killed mid-trial)
-                report["resumed_history"] = [dict(h) for h in self.history]
-            self.epoch = epoch + 1
-            self.history.append(metrics)
+        while not self.done:
+            report = self.run_epoch()
             reporter.report(report, self.state_dict() if self.dist.is_main else None)
+        return self.history
+
+
+class MultiSeedRun:
+    """``repeats`` seeds of one configuration trained side by side (seed, seed+1, ...).
+
+    Each report holds the mean over seeds of every metric (what the front uses), the standard
+    deviation of the main ones (``<metric>_std``) and the per-seed values (``<metric>_seed<i>``)."""
+
+    SPREAD = ("val_robust_acc", "val_clean_acc", "train_time_s", "cost")
+
+    def __init__(self, spec: TrialSpec, **kw):
+        self.runs = []
+        for i in range(spec.repeats):
+            s = copy.deepcopy(spec)
+            s.train.seed = spec.train.seed + i
+            self.runs.append(TrialRun(s, **kw))
+        self.dist = self.runs[0].dist
+        self.history: List[Dict[str, float]] = []
+
+    def state_dict(self):
+        return {"seeds": [r.state_dict() for r in self.runs], "history": list(self.history)}
+
+    def load_state_dict(self, state):
+        for r, st in zip(self.runs, state["seeds"]):
+            r.load_state_dict(st)
+        self.history = list(state.get("history", []))
+
+    def run(self, reporter: Reporter):
+        while not all(r.done for r in self.runs):
+            reports = [r.run_epoch() if not r.done else dict(r.history[-1]) for r in self.runs]
+            agg: Dict[str, Any] = {}
+            keys = [k for k in reports[0] if all(isinstance(rep.get(k), float) for rep in reports)]
+            for k in keys:
+                vals = torch.tensor([rep[k] for rep in reports], dtype=torch.float64)
+                agg[k] = float(vals.mean())
+                if k in self.SPREAD:
+                    agg[f"{k}_std"] = float(vals.std(unbiased=False))
+                    for i, v in enumerate(vals.tolist()):
+                        agg[f"{k}_seed{i}"] = v
+            agg["epoch"] = float(max(rep["epoch"] for rep in reports))
+            agg["catastrophic_overfit"] = float(max(rep.get("catastrophic_overfit", 0.0) for rep in reports))
+            agg["repeats"] = float(len(self.runs))
+            if any("resumed_history" in rep for rep in reports) and self.history:
+                agg["resumed_history"] = [dict(h) for h in self.history]
+            self.history.append({k: v for k, v in agg.items() if k != "resumed_history"})
+            reporter.report(agg, self.state_dict() if self.dist.is_main else None)
         return self.history
 
 
@@ -239,7 +328,8 @@ def run_trial(spec, reporter: Optional[Reporter] = None, resume_state: Optional[
     if isinstance(spec, dict):
         spec = TrialSpec.from_dict(spec)
     import_plugins(spec.imports)
-    run = TrialRun(spec, dist=dist, device=device, wrap_model=wrap_model, data=data)
+    kw = dict(dist=dist, device=device, wrap_model=wrap_model, data=data)
+    run = MultiSeedRun(spec, **kw) if spec.repeats > 1 else TrialRun(spec, **kw)
     if resume_state is not None:
         run.load_state_dict(resume_state)
     return run.run(reporter or LocalReporter())

@@ -57,6 +57,11 @@ class EvalSpec:
     val_pgd_alpha: Optional[float] = hp(None, low=0.0, low_open=True, doc="PGD step size; null: 2.5·ε/steps")
     val_n: Optional[int] = hp(None, low=1, doc="evaluate on the first n validation examples (null: all)")
     batch_size: int = hp(500, low=1)
+    val_fgsm: bool = hp(True, doc="also report val_fgsm_acc (FGSM, no random start): the catastrophic-overfitting signal")
+    co_detect: bool = hp(True, doc="detect catastrophic overfitting: val_robust_acc falls by more than co_drop while val_fgsm_acc rises")
+    co_drop: float = hp(0.2, low=0.0, low_open=True, high=1.0, doc="fall of val_robust_acc (absolute) that counts as a collapse")
+    co_action: str = hp("rollback", choices=("flag", "stop", "rollback"),
+                        doc="flag and go on; stop; or stop and roll back to the previous epoch's weights")
 
 
 @dataclass
@@ -86,6 +91,7 @@ class TrialSpec:
     pruning: Optional[PruningSpec] = None
     device: str = "auto"
     imports: List[str] = field(default_factory=list)  # modules that register user methods/models
+    repeats: int = 1  # seeds trained side by side for this config; reports carry their mean
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -103,7 +109,7 @@ class TrialSpec:
                 kw[name] = inst
             else:
                 d.pop(name, None)
-        for k in ("method", "method_params", "device", "imports"):
+        for k in ("method", "method_params", "device", "imports", "repeats"):
             if k in d:
                 kw[k] = d.pop(k)
         errors += [(k, "unknown key") for k in d]

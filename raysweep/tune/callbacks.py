@@ -176,6 +176,9 @@ class MlflowTrialRecorder(Callback):
         rec["metrics"] = metrics
         if result.get("checkpoint_path"):
             rec["checkpoint_path"] = result["checkpoint_path"]
+        if metrics.get("catastrophic_overfit", 0) > 0 and not rec.get("catastrophic_overfit"):
+            rec["catastrophic_overfit"] = True
+            self._tag(rec, catastrophic_overfit="true")
         node = result.get("node_id")
         if node and node != rec.get("node_id"):
             rec["node_id"] = node

@@ -259,7 +259,12 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
     objectives = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
     finished = [r for r in rows if r["status"] == "FINISHED"]
     failed = [r for r in rows if r["status"] == "FAILED"]
-    front_rows(finished, objectives)
+    flagged = [r for r in finished if r.get("catastrophic_overfit", 0) > 0]
+    # Collapsed single-step runs stay off the front unless the user asks for them.
+    candidates = finished if cfg.sweep.front_includes_flagged else [r for r in finished if r not in flagged]
+    front_rows(candidates, objectives)
+    for r in finished:
+        r.setdefault("pareto_optimal", False)
     front = [r for r in finished if r.get("pareto_optimal")]
     for r in finished:
         rec = sync.state.trials[str(r["trial"])]
@@ -289,6 +294,10 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
     _safe(errors, tracker.log_artifact, parent_id, csv_path)
     if table:
         _safe(errors, tracker.log_table, parent_id, [t for t in table if t["pareto_optimal"]] or table, "pareto_front.json")
+    if flagged:
+        printer(f"raysweep: {len(flagged)} trial(s) flagged catastrophic_overfit "
+                f"({'kept on' if cfg.sweep.front_includes_flagged else 'kept off'} the front): "
+                + ", ".join(str(r['trial']) for r in flagged), flush=True)
     _print_summary(cfg, finished, failed, front, objectives, printer)
     return {"rows": rows, "front": front, "finished": len(finished), "failed": len(failed),
             "pareto_csv": str(csv_path), "pareto_png": str(png_path) if finished else None}
@@ -310,7 +319,15 @@ def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer
         torch.set_num_threads(1)
         with Checkpoint(path=ckpt_path).as_directory() as d:  # local dir, or downloaded from s3:// etc.
             state = load_state(d)
-        return evaluate_state(spec, state["model"], attacks, n=n)
+        models = [st["model"] for st in state["seeds"]] if "seeds" in state else [state["model"]]
+        per_seed = [evaluate_state(spec, m, attacks, n=n) for m in models]
+        out = {k: sum(p[k] for p in per_seed) / len(per_seed) for k in per_seed[0]}
+        if len(per_seed) > 1:  # repeats: the mean is what the front shows; the spread is logged
+            for k in per_seed[0]:
+                if k.endswith("_acc"):
+                    mean = out[k]
+                    out[k + "_std"] = (sum((p[k] - mean) ** 2 for p in per_seed) / len(per_seed)) ** 0.5
+        return out
 
     jobs = []
     for r in members:
@@ -338,7 +355,7 @@ def _spec_of(cfg: SweepConfig, row: Dict) -> Dict:
 
 def _table_row(r: Dict, objectives) -> Dict[str, Any]:
     keep = ["trial", "method", "status", "pareto_optimal"] + [o["metric"] for o in objectives]
-    keep += ["val_clean_acc", "val_robust_acc", "train_time_s", "cost", "epoch"]
+    keep += ["val_clean_acc", "val_robust_acc", "val_fgsm_acc", "train_time_s", "cost", "epoch", "catastrophic_overfit"]
     out = {}
     for k in keep:
         if k in r and k not in out:
