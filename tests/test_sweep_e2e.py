@@ -102,3 +102,14 @@ def test_tiny_sweep_against_real_mlflow_server(ray_session, tiny_yaml, tmp_path,
     assert summary["finished"] == 2
     assert not (tmp_path / "mlflow.db").exists()  # everything went to the server
     _check_mlflow(MlflowClient(mlflow_server), "server", 2)
+
+
+def test_resources_that_cannot_fit_are_an_error_not_a_hang(ray_session, tiny_yaml, tmp_path, monkeypatch):
+    from raysweep.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    cpus = int(ray_session.cluster_resources()["CPU"])
+    cfg = load_config(tiny_yaml("toolarge"), [f"resources.num_workers={cpus + 1}"])
+    with pytest.raises(UserError, match=r"resources: one trial needs \d+ CPUs"):
+        run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    assert not (tmp_path / "raysweep_runs").exists() and not (tmp_path / "mlflow.db").exists()

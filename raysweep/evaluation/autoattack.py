@@ -69,7 +69,8 @@ def _eval_fp32(model, device):
     if bad:
         model.train(was_training)
         raise ValueError(f"evaluate in fp32: the model has {bad[0]} parameters (call model.float() first)")
-    devices = [device] if device.type == "cuda" else []
+    # torchattacks reseeds the CPU generator and the current CUDA device's
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices), torch.autocast(device.type, enabled=False):
             yield

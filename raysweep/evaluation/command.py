@@ -23,6 +23,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -233,7 +234,10 @@ def evaluate_target(target: str, attacks=DEFAULT_ATTACKS, n: Optional[int] = Non
     printer(f"raysweep: evaluating {len(members)} checkpoint(s) on {dev}: {', '.join(attacks)} "
             f"on {n_desc} test images (seed {seed})", flush=True)
     for m in members:
+        t0 = time.perf_counter()
         _evaluate_member(m, attacks, n, batch_size, seed, str(dev), aa_steps, n_queries)
+        if len(members) > 1:
+            printer(f"raysweep: {m.label}: evaluated in {time.perf_counter() - t0:.0f} s", flush=True)
 
     errors: List[str] = []
     client = None
@@ -322,21 +326,19 @@ def plot_evaluated_front(rows: List[Dict[str, Any]], path, title: str = ""):
     from ..tracking.pareto import UNITS
 
     fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
-    series = [("test_pgd20_acc", "o", "tab:blue", "PGD-20"), ("test_autoattack_acc", "v", "crimson", "AutoAttack"),
-              ("test_clean_acc", "s", "tab:gray", "clean")]
+    series = [("test_pgd20_acc", "o", "tab:blue", "PGD-20"), ("test_autoattack_acc", "v", "crimson", "AutoAttack")]
     pts = [r for r in rows if _finite(r.get("train_time_s"))]
     for r in pts:
-        ys = [r[k] for k, *_ in series[:2] if _finite(r.get(k))]
+        ys = [r[k] for k, *_ in series if _finite(r.get(k))]
         if len(ys) == 2:
             ax.vlines(r["train_time_s"], min(ys), max(ys), colors="0.5", lw=1.2, alpha=0.8)
     for key, marker, color, label in series:
         xy = [(r["train_time_s"], r[key]) for r in pts if _finite(r.get(key))]
         if xy:
             xs, ys = zip(*xy)
-            ax.scatter(xs, ys, marker=marker, s=44, color=color, alpha=0.9 if key != "test_clean_acc" else 0.4,
-                       label=label, zorder=3)
+            ax.scatter(xs, ys, marker=marker, s=44, color=color, alpha=0.9, label=label, zorder=3)
     for r in pts:
-        ys = [r[k] for k, *_ in series[:2] if _finite(r.get(k))]
+        ys = [r[k] for k, *_ in series if _finite(r.get(k))]
         if ys and r.get("trial", "") != "":
             ax.annotate(str(r["trial"]), (r["train_time_s"], max(ys)), textcoords="offset points", xytext=(5, 3), fontsize=7)
     n = int(rows[0].get("test_n", 0)) if rows else 0

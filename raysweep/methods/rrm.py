@@ -130,16 +130,17 @@ class RRM(Method):
 
     def _train_teacher(self, run) -> nn.Module:
         from ..train.loop import TrialRun
-        from ..train.spec import TrialSpec
 
         if self.p.teacher_method == self.name:
             raise ValueError("rrm.teacher_method cannot be rrm (the teacher must be trained adversarially)")
         spec = run.spec
         train = dataclasses.replace(spec.train, epochs=int(self.p.teacher_epochs or spec.train.epochs),
                                     lr=float(self.p.teacher_lr or spec.train.lr))
-        tspec = TrialSpec(method=self.p.teacher_method, method_params=dict(self.p.teacher_method_params or {}),
-                          dataset=spec.dataset, model=self._teacher_model_spec(run), threat=spec.threat,
-                          train=train, eval=spec.eval, pruning=None, device=str(run.device))
+        # the student's spec with the teacher's method, model and schedule (imports etc. carried over)
+        tspec = dataclasses.replace(spec, method=self.p.teacher_method,
+                                    method_params=dict(self.p.teacher_method_params or {}),
+                                    model=self._teacher_model_spec(run), train=train, pruning=None,
+                                    device=str(run.device))
         devices = [run.device.index or 0] if run.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # leave the student's RNG stream untouched
             trun = TrialRun(tspec, device=run.device, data=run.data)

@@ -128,6 +128,10 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     from .trainable import make_trial_fn, trial_resources
 
     _absolute_paths(cfg, workdir)
+    # Resources first: a request that cannot fit is an error before anything is written.
+    init_ray(workdir)
+    use_gpu = _resolve_gpu(cfg)
+    _check_fits(cfg, use_gpu)
     exp_dir = experiment_dir(cfg, workdir)
     sweep_dir = Path(resume_dir).absolute() if resume_dir else (exp_dir / new_sweep_id())
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -155,10 +159,6 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
             "sweep.max_concurrent": cfg.sweep.max_concurrent,
             "objectives": ",".join(f"{o.metric}:{o.mode}" for o in cfg.objectives),
             "search_space": "; ".join(cfg.describe_space())})
-
-    init_ray(workdir)
-    use_gpu = _resolve_gpu(cfg)
-    _check_fits(cfg, use_gpu)
 
     study = open_study(cfg, f"sqlite:///{sweep_dir / 'optuna.db'}", cfg.name)
     interrupted = state.unfinished()
