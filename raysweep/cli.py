@@ -103,10 +103,11 @@ def cmd_pareto(args) -> int:
     _print(f"experiment {args.experiment!r}, sweep run {parent}: {len(rows)} finished trials, {len(front)} on the front "
            f"({', '.join(f'{m} {d}' for m, d in objectives)})")
     cols = ["trial", "method"] + [m for m, _ in objectives]
-    for extra in ("val_clean_acc", "val_robust_acc", "cost", "test_clean_acc", "test_pgd20_acc"):
+    for extra in ("val_clean_acc", "val_robust_acc", "cost", "test_clean_acc", "test_pgd20_acc", "test_pgd50x10_acc",
+                  "test_cw20_acc", "test_autoattack_acc"):
         if extra not in cols and any(extra in r for r in front):
             cols.append(extra)
-    cols.append("run_id")
+    cols += ["flags", "run_id"]
     _print(format_table(front if not args.all else rows, cols + (["pareto_optimal"] if args.all else [])))
     return 0
 
@@ -165,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: not reachable from other machines)")
     u.add_argument("--tracking-uri")
     u.set_defaults(fn=cmd_ui)
+
+    from .evaluation.command import add_evaluate_parser
+
+    add_evaluate_parser(sub)
     return p
 
 

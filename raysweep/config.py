@@ -63,9 +63,10 @@ class MlflowSection(_Strict):
 
 class FinalEvalSection(_Strict):
     enabled: bool = True
-    attacks: List[Literal["clean", "pgd20", "pgd50x10", "cw20", "fgsm"]] = ["clean", "pgd20"]
+    attacks: List[Literal["clean", "fgsm", "pgd20", "pgd50x10", "cw20", "autoattack", "square"]] = ["clean", "pgd20"]
     n: Optional[int] = Field(None, ge=1, description="test examples (null: the whole test set)")
     members: Literal["front", "most_robust"] = "front"
+    pgd_aa_gap: float = Field(0.05, gt=0, le=1, description="PGD above AutoAttack by more than this raises the masking flag")
 
 
 _TOP = {

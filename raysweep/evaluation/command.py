@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import UserError
-from .checkpoints import (is_uri, load_checkpoint, load_sweep_state, model_states, read_spec, record_for_checkpoint,
+from .checkpoints import (find_sweep_state, is_uri, load_checkpoint, load_sweep_state, model_states, read_spec, record_for_checkpoint,
                           record_for_run)
 from .suite import ATTACK_SUITE, check_attacks, masking_flags
 
@@ -90,8 +90,11 @@ def _resolve_checkpoint(target: str, spec_file, run_id, tracking_uri):
             member.run_id = run_id
         return [member], _uri(tracking_uri, data.get("tracking_uri")), None
     if spec is None:
-        raise UserError(f"{target}: a checkpoint outside a raysweep sweep directory carries no trial spec; "
-                        f"pass --spec FILE (a YAML/JSON trial spec: method, dataset, model, threat, ...)")
+        near = find_sweep_state(target) if not is_uri(target) else None
+        where = (f"matches no trial's checkpoint in {near}" if near is not None
+                 else "is outside a raysweep sweep directory, so nothing records its trial spec")
+        raise UserError(f"{target}: {where}; pass --spec FILE (a YAML/JSON trial spec: method, dataset, model, "
+                        f"threat, ...)")
     member = Member(label=Path(str(target)).name or str(target), spec=spec, checkpoint=str(target), run_id=run_id,
                     method=spec.get("method", "?"))
     return [member], _uri(tracking_uri), None
@@ -223,9 +226,9 @@ def evaluate_target(target: str, attacks=DEFAULT_ATTACKS, n: Optional[int] = Non
         members, uri, parent = _resolve_checkpoint(str(Path(str(target)).expanduser().absolute())
                                                    if not is_uri(str(target)) else str(target), spec_file, run_id, tracking_uri)
     else:
-        members, uri, parent = _resolve_mlflow(str(target), tracking_uri, which)
         if run_id:
             raise UserError("--run-id is for a checkpoint target (an MLflow target names its own runs)")
+        members, uri, parent = _resolve_mlflow(str(target), tracking_uri, which)
 
     from ..train.dist import pick_device
 
@@ -257,7 +260,7 @@ def evaluate_target(target: str, attacks=DEFAULT_ATTACKS, n: Optional[int] = Non
                                "parent_run_id": parent.info.run_id if parent is not None else None,
                                "csv": None, "png": None, "log_errors": errors}
     if parent is not None:
-        summary.update(_log_front(client, uri, parent, rows, n, errors))
+        summary.update(_log_front(client, uri, parent, rows, which, errors))
 
     cols = ["trial" if any(m.trial is not None for m in members) else "checkpoint", "method", "train_time_s"]
     cols += [f"test_{a}_acc" for a in attacks] + ["masking", "run_id"]
@@ -286,7 +289,7 @@ def _row(m: Member, attacks) -> Dict[str, Any]:
     return r
 
 
-def _log_front(client, uri, parent, rows, n, errors) -> Dict[str, Any]:
+def _log_front(client, uri, parent, rows, which, errors) -> Dict[str, Any]:
     """The evaluated front on the sweep's parent run: CSV, plot and MLflow table."""
     from mlflow.exceptions import MlflowException
 
@@ -303,7 +306,8 @@ def _log_front(client, uri, parent, rows, n, errors) -> Dict[str, Any]:
         for r in table:
             w.writerow(r)
     n_test = int(rows[0].get("test_n", 0)) if rows else 0
-    plot_evaluated_front(rows, png_path, title=f"{parent.info.run_name or parent.info.run_id}: evaluated front "
+    what = {"front": "evaluated front", "best": "most robust front point", "all": "all finished trials"}[which]
+    plot_evaluated_front(rows, png_path, title=f"{parent.info.run_name or parent.info.run_id}: {what} "
                                                  f"({len(rows)} trials, {n_test} test images)")
     try:
         tracker = SweepTracker(uri, client.get_experiment(parent.info.experiment_id).name)

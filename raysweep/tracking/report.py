@@ -33,8 +33,16 @@ def load_sweep_front(experiment: str, tracking_uri: Optional[str] = None, run_id
     for c in children:
         if c.data.tags.get("status") != "FINISHED":
             continue
+        flags = [k[len("masking_"):] for k, v in c.data.tags.items() if k.startswith("masking_") and v == "true"]
+        if c.data.tags.get("catastrophic_overfit") == "true":
+            flags.append("catastrophic_overfit")
         rows.append({"trial": int(c.data.tags.get("optuna_trial", -1)), "method": c.data.tags.get("method", "?"),
-                     "run_id": c.info.run_id, **c.data.metrics})
-    front_rows(rows, [{"metric": m, "mode": d} for m, d in objectives])
+                     "run_id": c.info.run_id, "flags": ",".join(flags) or "-", **c.data.metrics})
+    # the front as the sweep built it (flagged collapses stay off unless the sweep let them on)
+    for r in rows:
+        tag = next(c for c in children if c.info.run_id == r["run_id"]).data.tags.get("pareto_optimal")
+        r["pareto_optimal"] = tag == "true"
+    if not any(r["pareto_optimal"] for r in rows):
+        front_rows(rows, [{"metric": m, "mode": d} for m, d in objectives])
     rows.sort(key=lambda r: r["trial"])
     return rows, objectives, parent.info.run_id

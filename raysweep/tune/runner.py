@@ -277,9 +277,17 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
         for r in members:
             test = {k: v for k, v in r.items() if k.startswith("test_")}
             if test:
+                from ..evaluation.suite import masking_flags
+
                 rec = sync.state.trials[str(r["trial"])]
                 rec["test"] = test
                 rec.setdefault("pending_metrics", {}).update(test)
+                flags = masking_flags(test, pgd_aa_gap=cfg.final_eval.pgd_aa_gap)
+                r.update({f"masking_{k}": v for k, v in flags.items()})
+                rec.setdefault("pending_tags", {}).update({f"masking_{k}": str(v).lower() for k, v in flags.items()})
+                raised = [k for k, v in flags.items() if v]
+                if raised:
+                    printer(f"raysweep: warning: trial {r['trial']}: gradient-masking red flag(s): {', '.join(raised)}", flush=True)
     sync.sync_all()
 
     table = [_table_row(r, objectives) for r in finished]
