@@ -5,11 +5,16 @@ from pathlib import Path
 
 import pytest
 
+import torch
+
 from raysweep._env import apply_quiet_env
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 apply_quiet_env(REPO)
+# Two cores are shared with Ray workers and subprocesses: one intra-op thread in the test
+# process avoids oversubscription (it made RRM's teacher run ~25x slower under load).
+torch.set_num_threads(1)
 # Test-only methods (tests/plugins) must be importable here, in Ray workers and in subprocesses.
 os.environ["PYTHONPATH"] = os.pathsep.join([str(PLUGINS)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 sys.path.insert(0, str(PLUGINS))

@@ -7,7 +7,7 @@ import numpy as np
 UNITS = {
     "train_time_s": "training time (s, training steps only)",
     "cost": "training cost (clean-epoch equivalents)",
-    "val_robust_acc": "validation robust accuracy (PGD-10 unless eval.val_pgd_steps says otherwise)",
+    "val_robust_acc": "validation robust accuracy (PGD)",
     "val_clean_acc": "validation clean accuracy",
     "test_pgd20_acc": "test robust accuracy (PGD-20)",
 }
@@ -42,7 +42,8 @@ def front_rows(rows: List[Dict], objectives: List[Dict]) -> List[Dict]:
     return sorted(rows, key=lambda r: (r.get(metrics[0], np.inf) if modes[0] == "min" else -r.get(metrics[0], -np.inf)))
 
 
-def plot_front(rows: List[Dict], x: str, y: str, path, title: str = "", x_mode: str = "min", y_mode: str = "max"):
+def plot_front(rows: List[Dict], x: str, y: str, path, title: str = "", x_mode: str = "min", y_mode: str = "max",
+               labels: Dict[str, str] = None):
     """Scatter of every finished trial, the front highlighted and joined as a staircase."""
     import matplotlib
 
@@ -65,8 +66,9 @@ def plot_front(rows: List[Dict], x: str, y: str, path, title: str = "", x_mode: 
         ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="crimson", linewidths=1.8, label="Pareto front")
         for fxi, fyi, r in front:
             ax.annotate(str(r.get("trial", "")), (fxi, fyi), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    ax.set_xlabel(UNITS.get(x, x))
-    ax.set_ylabel(UNITS.get(y, y))
+    names = {**UNITS, **(labels or {})}
+    ax.set_xlabel(names.get(x, x))
+    ax.set_ylabel(names.get(y, y))
     ax.set_title(title or f"{y} vs {x}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")

@@ -297,7 +297,8 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
     png_path = sweep_dir / "pareto.png"
     if finished:
         plot_front(finished, x["metric"], y["metric"], png_path, title=f"{cfg.name}: {len(front)} of {len(finished)} trials on the front",
-                   x_mode=x["mode"], y_mode=y["mode"])
+                   x_mode=x["mode"], y_mode=y["mode"],
+                   labels={"val_robust_acc": f"validation robust accuracy (PGD-{cfg.base['eval']['val_pgd_steps']})"})
         _safe(errors, tracker.log_artifact, parent_id, png_path)
     _safe(errors, tracker.log_artifact, parent_id, csv_path)
     if table:
