@@ -16,13 +16,6 @@ from raysweep.train.spec import DatasetSpec, ModelSpec, ThreatSpec, TrainSpec, T
 SHAPE = (1, 28, 28)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _method(seed=0, **params):
     m = build_method(TrialSpec(method="fp_better", method_params=params, threat=ThreatSpec(eps=0.3)), 10)

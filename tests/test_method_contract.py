@@ -25,14 +25,6 @@ METHODS = list_methods()
 _RUNS = {}  # method name -> (TrialRun, initial raw_model state, x, y) for methods that need setup
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription stalls on busy machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _batch(n=8, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -20,14 +20,6 @@ from raysweep.models import build_model
 MINE = ["trades", "mart", "backward_smoothing", "local_ball"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription stalls on busy machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 LOGITS_NAT = [[1.0, 2.0, 0.0], [0.5, -1.0, 0.0]]
 LOGITS_ADV = [[0.0, 1.0, 1.0], [2.0, 0.0, -1.0]]

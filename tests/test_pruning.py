@@ -15,13 +15,6 @@ from raysweep.train.pruning import (class_quotas, gradmatch_select, keep_count, 
 from raysweep.train.spec import DatasetSpec, ModelSpec, PruningSpec, ThreatSpec, TrainSpec, TrialSpec
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _labels(n=1000, k=10, seed=0):
     g = torch.Generator().manual_seed(seed)

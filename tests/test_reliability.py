@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from raysweep.config import load_config
 from raysweep.tune.runner import run_sweep
 
-from conftest import REPO, free_port
+from conftest import free_port
 
 pytestmark = pytest.mark.ray
 
@@ -133,7 +133,7 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
             running = [r for r in t.values() if r["status"] == "RUNNING" and 1 <= len(r["history"]) < 5]
             return st if done and running else None
 
-        before = _wait_for(mid_second_trial, 400, "one finished trial and one mid-way")
+        _wait_for(mid_second_trial, 400, "one finished trial and one mid-way")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -165,8 +165,8 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
     assert parent.info.run_id == st["parent_run_id"] and sorted(kids) == [0, 1, 2]
     for k in kids.values():
         assert _epochs(client, k.info.run_id) == [1, 2, 3, 4, 5, 6]
-    study = optuna.load_study(study_name="killdrv", storage=f"sqlite:///{Path(after['trials']['0']['checkpoint_path']).parents[2] / 'optuna.db'}"
-                              if False else f"sqlite:///{sorted((tmp_path / 'raysweep_runs' / 'killdrv').glob('sweep-*'))[-1] / 'optuna.db'}")
+    sweep_dir = sorted((tmp_path / "raysweep_runs" / "killdrv").glob("sweep-*"))[-1]
+    study = optuna.load_study(study_name="killdrv", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
 
 

@@ -13,13 +13,6 @@ from raysweep.train import LocalReporter, TrialRun, run_trial
 from raysweep.train.spec import DatasetSpec, ModelSpec, ThreatSpec, TrainSpec, TrialSpec
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _spec(epochs=1, **params):
     return TrialSpec(method="rrm", method_params=params,

@@ -3,7 +3,7 @@
 import optuna
 
 from raysweep.config import parse_config
-from raysweep.tune.searcher import OptunaMultiObjectiveSearch, objective_values, open_study, sample_point
+from raysweep.tune.searcher import OptunaMultiObjectiveSearch, objective_values, open_study
 
 RAW = {
     "name": "s", "method": {"choice": ["fgsm_rs", "pgd_at"]}, "dataset": {"name": "synthetic", "val_size": 64},

@@ -2,7 +2,6 @@
 call ``run_trial``; what differs is the ``Reporter`` and how the model is wrapped."""
 
 import copy
-import math
 import time
 from typing import Any, Callable, Dict, List, Optional
 
