@@ -95,7 +95,7 @@ def cmd_methods(args) -> int:
 
 def cmd_pareto(args) -> int:
     from .tracking.report import load_sweep_front
-    from .tune.runner import format_table
+    from .tracking.report import format_table
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     rows, objectives, parent = load_sweep_front(args.experiment, uri, run_id=args.run)

@@ -138,3 +138,17 @@ def test_state_round_trip_restores_teacher_and_projection():
     assert all(torch.equal(v, a.method.teacher.state_dict()[k]) for k, v in b.method.teacher.state_dict().items())
     assert torch.equal(b.method.projection.weight, a.method.projection.weight)
     assert b.totals["cost"] == a.totals["cost"]
+
+
+def test_teacher_from_an_earlier_trials_run_directory(tmp_path):
+    """The teacher can be an earlier trial: its Ray Train run folder (latest checkpoint_*)."""
+    from raysweep.methods.rrm import _checkpoint_file
+
+    run_dir = tmp_path / "train-0003"
+    for stamp in ("2026-01-01_10-00-00", "2026-01-01_10-00-05"):
+        (run_dir / f"checkpoint_{stamp}").mkdir(parents=True)
+        torch.save({"model": {}}, run_dir / f"checkpoint_{stamp}" / "state.pt")
+    assert _checkpoint_file(str(run_dir)).endswith("checkpoint_2026-01-01_10-00-05/state.pt")
+    assert _checkpoint_file(str(run_dir / "checkpoint_2026-01-01_10-00-00")).endswith("10-00-00/state.pt")
+    with pytest.raises(ValueError, match="no state.pt"):
+        _checkpoint_file(str(tmp_path))

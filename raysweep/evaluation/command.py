@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import UserError
+from ..tracking.report import format_table
 from .checkpoints import (find_sweep_state, is_uri, load_checkpoint, load_sweep_state, model_states, read_spec, record_for_checkpoint,
                           record_for_run)
 from .suite import ATTACK_SUITE, check_attacks, masking_flags
@@ -365,22 +366,6 @@ def _finite(v) -> bool:
         return False
 
 
-def format_table(rows: List[Dict], cols: List[str]) -> str:
-    def fmt(v):
-        if isinstance(v, bool):
-            return str(v).lower()
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else (f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}")
-        return str(v)
-
-    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
-
-
-# -- command line --------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
     summary = evaluate_target(args.target, attacks=args.attacks, n=args.n, tracking_uri=args.tracking_uri,
                               batch_size=args.batch_size, seed=args.seed, which=args.which, spec_file=args.spec,

@@ -61,7 +61,8 @@ class RRMParams:
     feat_weight: float = hp(1.0, low=0.0, high=1000.0, doc="weight of the representation-matching term")
     distance: str = hp("cosine", choices=("cosine", "relative_l2"), doc="D: −cos or ‖φ_S−φ_T‖/‖φ_T‖")
     teacher: str = hp("train", choices=("train", "checkpoint"), doc="train the teacher in the trial, or load one")
-    teacher_checkpoint: Optional[str] = hp(None, doc="teacher: checkpoint — path of a state_dict (or {'model': ...})")
+    teacher_checkpoint: Optional[str] = hp(None, doc="teacher: checkpoint — a state_dict file (or {'model': ...}), "
+                                           "or an earlier trial's run: its checkpoint directory or its train-NNNN directory (latest checkpoint)")
     teacher_method: str = hp("fgsm_rs", doc="teacher: train — the AT method that trains the teacher")
     teacher_method_params: dict = hp({}, doc="teacher: train — that method's parameters")
     teacher_epochs: Optional[int] = hp(None, low=1, high=10_000, doc="teacher: train — epochs (null: the student's)")
@@ -159,7 +160,10 @@ class RRM(Method):
         path = self.p.teacher_checkpoint
         if not path:
             raise ValueError("rrm.teacher is 'checkpoint' but rrm.teacher_checkpoint is not set")
+        path = _checkpoint_file(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and isinstance(state.get("seeds"), list):  # a trial run with repeats: seed 0
+            state = state["seeds"][0]
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
         ms = self._teacher_model_spec(run)
@@ -266,3 +270,19 @@ class RRM(Method):
             self.projection.load_state_dict(state["projection"])
         self.teacher_time_s = float(state.get("teacher_time_s", self.teacher_time_s))
         self.teacher_cost = float(state.get("teacher_cost", self.teacher_cost))
+
+
+def _checkpoint_file(path: str) -> str:
+    """A file as given; a checkpoint directory's state.pt; or, for an earlier trial's Ray Train
+    run directory (``<sweep>/train/train-0003``), the state.pt of its latest checkpoint."""
+    import os
+
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "state.pt")):
+            return os.path.join(path, "state.pt")
+        cks = sorted(d for d in os.listdir(path) if d.startswith("checkpoint_")
+                     and os.path.isfile(os.path.join(path, d, "state.pt")))
+        if cks:
+            return os.path.join(path, cks[-1], "state.pt")
+        raise ValueError(f"rrm.teacher_checkpoint {path!r}: no state.pt in it or in a checkpoint_* folder")
+    return path

@@ -1,5 +1,6 @@
 """Read a sweep back from MLflow: its finished trials and their Pareto front."""
 
+import math
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import UserError
@@ -46,3 +47,21 @@ def load_sweep_front(experiment: str, tracking_uri: Optional[str] = None, run_id
         front_rows(rows, [{"metric": m, "mode": d} for m, d in objectives])
     rows.sort(key=lambda r: r["trial"])
     return rows, objectives, parent.info.run_id
+
+
+def format_table(rows: List[Dict], cols: List[str]) -> str:
+    def fmt(v):
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else (f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}")
+        return str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+# -- command line --------------------------------------------------------------------------

@@ -9,7 +9,6 @@ Layout of one sweep on disk (``storage_path``, default ``./raysweep_runs``)::
 """
 
 import csv
-import math
 import os
 import time
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import Any, Callable, Dict, List, Optional
 from .._env import apply_quiet_env, ray_temp_dir
 from ..config import SweepConfig
 from ..errors import UserError
+from ..evaluation.checkpoints import is_uri
 from ..tracking.pareto import front_rows, plot_front
+from ..tracking.report import format_table
 from ..tracking.store import SweepTracker, default_tracking_uri
 
 
@@ -35,10 +36,6 @@ def _safe(errors: List[str], fn, *args, **kw):
 
 def _storage_setting(cfg: SweepConfig) -> Optional[str]:
     return cfg.storage_path or os.environ.get("RAYSWEEP_STORAGE_PATH")
-
-
-def is_uri(path: Optional[str]) -> bool:
-    return bool(path) and "://" in path and not path.startswith("file://")
 
 
 def experiment_dir(cfg: SweepConfig, workdir: Path) -> Path:
@@ -383,19 +380,6 @@ def _write_csv(path: Path, table: List[Dict]):
         w.writeheader()
         for t in table:
             w.writerow(t)
-
-
-def format_table(rows: List[Dict], cols: List[str]) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else (f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}")
-        return str(v)
-
-    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
 
 
 def _print_summary(cfg, finished, failed, front, objectives, printer):
