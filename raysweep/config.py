@@ -36,6 +36,17 @@ class Objective(_Strict):
     mode: Literal["min", "max"]
 
 
+class EarlyStopping(_Strict):
+    """Ray Tune's ASHA / HyperBand on ONE scalar proxy (Optuna's pruners refuse multi-objective
+    studies). A stopped trial keeps its last report: a cheaper, usually less robust point."""
+
+    scheduler: Literal["asha", "hyperband"] = "asha"
+    metric: str = "val_robust_acc"
+    mode: Literal["min", "max"] = "max"
+    grace_period: int = Field(1, ge=1, description="epochs every trial gets before it can be stopped")
+    reduction_factor: float = Field(2.0, gt=1)
+
+
 class SweepSection(_Strict):
     num_samples: int = Field(8, ge=1, le=100_000)
     max_concurrent: int = Field(2, ge=1, le=10_000)
@@ -46,6 +57,7 @@ class SweepSection(_Strict):
     max_failures: int = Field(1, ge=0, le=100, description="retries of a failing trial before it is marked failed")
     population_size: Optional[int] = Field(None, ge=2, description="nsga2 population (default: min(num_samples, 8))")
     enqueue: List[Dict[str, Any]] = Field(default_factory=list, description="points evaluated first (e.g. paper defaults)")
+    early_stopping: Optional[EarlyStopping] = None
 
 
 class ResourcesSection(_Strict):
@@ -408,6 +420,9 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
         if obj.metric not in METRICS:
             raise ConfigError(file, f"objectives[{i}].metric", f"unknown metric {obj.metric!r} ({_did_you_mean(obj.metric, METRICS)}allowed: {', '.join(METRICS)})")
         objectives.append(obj)
+    es = (raw.get("sweep") or {}).get("early_stopping") if isinstance(raw.get("sweep"), dict) else None
+    if isinstance(es, dict) and es.get("metric", "val_robust_acc") not in METRICS:
+        raise ConfigError(file, "sweep.early_stopping.metric", f"unknown metric {es.get('metric')!r} (allowed: {', '.join(METRICS)})")
     if len({o.metric for o in objectives}) != len(objectives):
         raise ConfigError(file, "objectives", "an objective is listed twice")
 

@@ -113,3 +113,20 @@ def test_resources_that_cannot_fit_are_an_error_not_a_hang(ray_session, tiny_yam
     with pytest.raises(UserError, match=r"resources: one trial needs \d+ CPUs"):
         run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
     assert not (tmp_path / "raysweep_runs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_asha_early_stopping_with_multi_objective_search(ray_session, tiny_yaml, tmp_path, monkeypatch):
+    """ASHA stops trials on one scalar proxy while Optuna keeps the two-objective search;
+    a stopped trial enters the front with what it reached (a cheaper point)."""
+    monkeypatch.chdir(tmp_path)
+    extra = ["sweep.early_stopping={scheduler: asha, metric: val_robust_acc, mode: max, grace_period: 1, reduction_factor: 2}",
+             "train.epochs=3", "resources.executor=inprocess", "sweep.max_concurrent=1"]
+    cfg = load_config(tiny_yaml("asha", n=4), extra)
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    assert summary["finished"] == 4
+    epochs = sorted(int(r["epoch"]) for r in summary["rows"])
+    assert epochs[0] < 3 and epochs[-1] == 3  # some stopped early, the best ran to the end
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    kids = client.search_runs([client.get_experiment_by_name("asha").experiment_id],
+                              filter_string="tags.`raysweep.kind` = 'trial'")
+    assert any(k.data.tags.get("stopped_early") == "true" for k in kids)

@@ -74,6 +74,15 @@ class TrialRun:
         self.raw_model = build_model(spec.model.name, self.data.num_classes, self.data.input_shape,
                                      mean=spec.model.mean, std=spec.model.std, width=spec.model.width).to(self.device)
         torch.manual_seed(spec.train.seed * 1000 + self.dist.rank)
+        t = spec.train
+        on_gpu = self.device.type == "cuda"
+        # bf16 autocast for the training step only (attacks included); evaluation stays fp32.
+        self.amp = t.amp == "bf16" or (t.amp == "auto" and on_gpu)
+        self.channels_last = t.channels_last == "on" or (t.channels_last == "auto" and on_gpu)
+        if self.channels_last:
+            self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
+        if t.compile:
+            self.raw_model.compile()  # in place: state_dict keys stay the same
         self.model = wrap_model(self.raw_model) if wrap_model else self.raw_model
         self.method = build_method(spec, self.data.num_classes)
         self.optimizer = self._make_optimizer()
@@ -99,6 +108,12 @@ class TrialRun:
         if t.optimizer == "adam":
             return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
         return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+    NAN_CHECK_EVERY = 16  # steps between checks for a non-finite loss (each check syncs the device)
+
+    def _check_finite(self, loss_sum, epoch, step):
+        if not torch.isfinite(loss_sum):
+            raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}, by step {step}")
 
     def train_eps(self, t: float) -> float:
         """The training ε at progress t: ramped over ``train.eps_warmup`` (a common aid on MNIST
@@ -127,17 +142,21 @@ class TrialRun:
         if self.policy is not None:
             self.policy.on_epoch_start(epoch, self)
         n_steps = max(1, len(self.loader))
-        loss_sum = correct = seen = cost = 0.0
+        # Running sums stay on the device: no host sync per step (it stalls a GPU).
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        seen = cost = 0.0
         for i, (x, y, idx, w) in enumerate(self.loader):
             lr = lr_at(spec.train, (epoch + i / n_steps) / spec.train.epochs)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
             self.method.threat.eps = self.train_eps((epoch + i / n_steps) / spec.train.epochs)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             ctx = StepContext(self.model, self.raw_model, epoch, self.data.num_classes, self.data.input_shape, w)
             self.optimizer.zero_grad(set_to_none=True)
-            res = self.method.step(ctx, x, y)
-            if not torch.isfinite(res.loss):
-                raise NonFiniteLoss(f"non-finite training loss at epoch {epoch}, step {i}: {res.loss.item()}")
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                res = self.method.step(ctx, x, y)
             res.loss.backward()
             if spec.train.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), spec.train.grad_clip)
@@ -145,15 +164,17 @@ class TrialRun:
             if self.policy is not None and res.per_example_loss is not None:
                 self.policy.observe(epoch, idx, res.per_example_loss)
             b = len(y)
-            loss_sum += res.loss.item() * b
-            correct += (res.logits.argmax(1) == y).sum().item()
+            loss_sum += res.loss.detach().double() * b
+            correct += (res.logits.argmax(1) == y).sum()
             seen += b
             cost += res.cost * b
+            if (i + 1) % self.NAN_CHECK_EVERY == 0 or i + 1 == n_steps:
+                self._check_finite(loss_sum, epoch, i)
         if self.policy is not None:
             self.policy.on_epoch_end(epoch, self)
         synchronize(self.device)
         elapsed = time.perf_counter() - t0
-        loss_sum, correct, seen, cost = self.dist.all_reduce_sum([loss_sum, correct, seen, cost], self.device)
+        loss_sum, correct, seen, cost = self.dist.all_reduce_sum([loss_sum.item(), correct.item(), seen, cost], self.device)
         # Every rank measured the same wall time window; rank 0's is what we report.
         self.totals["train_time_s"] += elapsed
         self.totals["cost"] += self.cost_units(cost)

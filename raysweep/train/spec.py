@@ -47,6 +47,9 @@ class TrainSpec:
     milestones: List[float] = hp([0.5, 0.75], doc="multistep: fractions of training where the LR is multiplied by gamma")
     gamma: float = hp(0.1, low=0.0, low_open=True, high=1.0)
     eps_warmup: float = hp(0.0, low=0.0, high=1.0, doc="fraction of training over which the training ε ramps linearly from 0 (0: off)")
+    amp: str = hp("auto", choices=("auto", "bf16", "off"), doc="bf16 autocast of the training step (auto: on CUDA only); evaluation is always fp32")
+    channels_last: str = hp("auto", choices=("auto", "on", "off"), doc="NHWC memory format (auto: on CUDA only)")
+    compile: bool = hp(False, doc="torch.compile the model (first epoch pays the compilation)")
     grad_clip: Optional[float] = hp(None, low=0.0, low_open=True, doc="clip the gradient norm (null: off)")
     seed: int = hp(0, low=0)
 

@@ -191,6 +191,11 @@ class MlflowTrialRecorder(Callback):
             rec["checkpoint_path"] = trial.checkpoint.path
         vals = [rec["metrics"].get(o.metric) for o in self.objectives]
         bad = any(v is None or not math.isfinite(v) for v in vals)
+        planned = int(rec["spec"].get("train", {}).get("epochs", 0))
+        ran = int(rec["metrics"].get("epoch", 0))
+        if not bad and 0 < ran < planned and not rec["metrics"].get("catastrophic_overfit"):
+            rec["stopped_early"] = True  # by the sweep's scheduler (ASHA / HyperBand)
+            self._tag(rec, stopped_early="true", epochs_run=ran)
         rec["status"] = "FAILED" if bad else "FINISHED"
         if bad:
             rec["error"] = "an objective is missing or not finite: " + ", ".join(

@@ -104,6 +104,21 @@ def _absolute_paths(cfg: SweepConfig, workdir: Path):
         cfg.base["dataset"]["root"] = str((workdir / Path(root).expanduser()).resolve())
 
 
+def make_scheduler(cfg: SweepConfig):
+    """ASHA / HyperBand on the YAML's scalar proxy, with epochs as the time axis; None: off."""
+    es = cfg.sweep.early_stopping
+    if es is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
+
+    max_t = int(cfg.base["train"]["epochs"])
+    if es.scheduler == "hyperband":
+        return HyperBandScheduler(time_attr="epoch", metric=es.metric, mode=es.mode, max_t=max_t,
+                                  reduction_factor=es.reduction_factor)
+    return ASHAScheduler(time_attr="epoch", metric=es.metric, mode=es.mode, max_t=max_t,
+                         grace_period=es.grace_period, reduction_factor=es.reduction_factor)
+
+
 def new_sweep_id() -> str:
     return time.strftime("sweep-%Y%m%d-%H%M%S")
 
@@ -185,7 +200,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     if to_run > 0:
         tuner = tune.Tuner(
             tune.with_resources(trial_fn, trial_resources(cfg.resources, use_gpu)),
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run, scheduler=make_scheduler(cfg),
                                         max_concurrent_trials=cfg.sweep.max_concurrent, reuse_actors=False),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=f"{storage}/tune",
                                       callbacks=[recorder, progress], verbose=0,
