@@ -93,7 +93,12 @@ class ClassifierNet(nn.Module):
         return 1.0 - sum(f for f, k in zip(fr, block_mask) if not k)
 
 
-def _residual_mac_fractions(model: ClassifierNet, input_shape) -> List[float]:
+def model_macs(model: nn.Module, input_shape) -> int:
+    """Multiply-accumulates of one forward pass of one example (convolutions and linear layers)."""
+    return int(sum(_module_macs(model, input_shape).values()))
+
+
+def _module_macs(model: nn.Module, input_shape):
     macs = {}
 
     def hook(mod, inp, out):
@@ -111,6 +116,11 @@ def _residual_mac_fractions(model: ClassifierNet, input_shape) -> List[float]:
     model.train(was_training)
     for h in hs:
         h.remove()
+    return macs
+
+
+def _residual_mac_fractions(model: ClassifierNet, input_shape) -> List[float]:
+    macs = _module_macs(model, input_shape)
     total = float(sum(macs.values())) or 1.0
     out = []
     for b in model.blocks:

@@ -1,0 +1,82 @@
+"""Peak memory of a sweep on this machine: the sum of PSS (proportional set size, so shared
+pages are not double counted) over the sweep's whole process tree — the driver, Ray's
+processes and every trial and worker — sampled every 0.5 s.
+
+    .venv/bin/python bench/memory.py                       # the quickstart sweep
+    .venv/bin/python bench/memory.py search_spaces/x.yaml --set sweep.num_samples=4
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _children(pid):
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def tree(root):
+    seen, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        if p not in seen:
+            seen.add(p)
+            todo += _children(p)
+    return seen
+
+
+def pss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(REPO / "search_spaces" / "quickstart.yaml"))
+    ap.add_argument("--set", action="append", default=[])
+    args = ap.parse_args(argv)
+    work = tempfile.mkdtemp(prefix="rs-mem-")
+    cmd = [sys.executable, "-m", "raysweep.cli", "sweep", args.file] + sum((["--set", s] for s in args.set), [])
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak, peak_n, peak_t = 0, 0, 0.0
+    os.set_blocking(proc.stdout.fileno(), False)
+    lines = []
+    while proc.poll() is None:
+        pids = tree(proc.pid)
+        total = sum(pss_kb(p) for p in pids)
+        if total > peak:
+            peak, peak_n, peak_t = total, len(pids), time.time() - t0
+        chunk = proc.stdout.read()
+        if chunk:
+            lines += chunk.splitlines()
+        time.sleep(0.5)
+    rest = proc.stdout.read()
+    if rest:
+        lines += rest.splitlines()
+    print("\n".join(lines[-3:]))
+    print(f"\nsweep {Path(args.file).name}: exit {proc.returncode}, wall {time.time() - t0:.0f} s; "
+          f"peak memory {peak / 1024 / 1024:.2f} GiB PSS over {peak_n} processes (at {peak_t:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
