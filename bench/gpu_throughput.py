@@ -7,7 +7,7 @@ Torch only: runs where Ray, Optuna and MLflow are not installed.
 
     python bench/gpu_throughput.py                     # 15 epochs per method on 50k images
     python bench/gpu_throughput.py --epochs 1 --compile
-    python bench/gpu_throughput.py --n-train 512 --epochs 1 --batch 64   # a CPU smoke run
+    python bench/gpu_throughput.py --n-train 128 --epochs 2 --batch 64 --width 8   # a CPU smoke run
 
 Prints, per method: time per epoch, the time of --epochs epochs, the achieved FLOP/s
 (6 × forward MACs × passes per example, from the method's own cost count) and its fraction of
@@ -51,6 +51,7 @@ def peak_tflops(name: str, override):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="preact_resnet18")
+    ap.add_argument("--width", type=int, default=None, help="model base width (default: the model's, 64)")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--n-train", type=int, default=50000)
@@ -72,7 +73,7 @@ def main(argv=None):
     rows = []
     for method in args.methods.split(","):
         spec = TrialSpec.from_dict({
-            "method": method, "method_params": METHODS.get(method, {}), "model": {"name": args.model},
+            "method": method, "method_params": METHODS.get(method, {}), "model": {"name": args.model, "width": args.width},
             "dataset": {"name": "synthetic", "val_size": 0}, "threat": {"eps": 8 / 255},
             "train": {"epochs": args.epochs, "batch_size": args.batch, "lr": 0.2, "optimizer": "sgd",
                       "weight_decay": 5e-4, "schedule": "cyclic", "amp": args.amp,
