@@ -114,9 +114,12 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
     trials are not re-run, the interrupted one restarts from its last checkpoint, the Optuna
     study continues, and MLflow keeps the same parent and one child per trial."""
     y = _yaml(tmp_path, "killdrv", ["none", "none", "none"], epochs=6)
+    # in-process trials: the driver's death takes the trial with it, and the resumed trial
+    # restarts from the checkpoint it wrote itself (the Ray Train path of restarting is
+    # covered by the killed-worker case above)
     text = y.read_text().replace("max_concurrent: 2", "max_concurrent: 1").replace(
         "dataset: {name: synthetic, val_size: 128}", "dataset: {name: mnist, val_size: 200, train_size: 4000}")
-    y.write_text(text)
+    y.write_text(text + "resources: {num_workers: 1, cpus_per_worker: 1, executor: inprocess}\n")
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "raysweep.cli"]
     log = open(tmp_path / "driver.log", "w")
@@ -212,7 +215,7 @@ def test_mlflow_server_down_mid_sweep_then_back(ray_session, tmp_path, monkeypat
     url, start, stop = restartable_server
     monkeypatch.chdir(tmp_path)
     cfg = load_config(_yaml(tmp_path, "down", ["none", "none", "none"], epochs=2),
-                      [f"mlflow.tracking_uri={url}", "sweep.max_concurrent=1"])
+                      [f"mlflow.tracking_uri={url}", "sweep.max_concurrent=1", "resources.executor=inprocess"])
     events = []
 
     def chaos():
@@ -243,7 +246,8 @@ def test_mlflow_server_down_until_the_end_falls_back_locally(ray_session, tmp_pa
     the complete record to a local store beside the sweep."""
     url, start, stop = restartable_server
     monkeypatch.chdir(tmp_path)
-    cfg = load_config(_yaml(tmp_path, "gone", ["none", "none"], epochs=2), [f"mlflow.tracking_uri={url}", "sweep.max_concurrent=1"])
+    cfg = load_config(_yaml(tmp_path, "gone", ["none", "none"], epochs=2), [f"mlflow.tracking_uri={url}", "sweep.max_concurrent=1",
+                                                                                    "resources.executor=inprocess"])
 
     def chaos():
         _wait_for(lambda: len((_state(tmp_path, "gone") or {}).get("trials", {}).get("0", {}).get("history", [])) >= 1,
