@@ -36,6 +36,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=6)
     ap.add_argument("--train-size", type=int, default=5000)
+    ap.add_argument("--executors", default="train,inprocess")
     args = ap.parse_args(argv)
     t_import = time.perf_counter()
     from raysweep._env import apply_quiet_env
@@ -50,7 +51,7 @@ def main(argv=None):
     t_ray = time.perf_counter() - t0
     print(f"imports {t0 - t_import:.1f} s, ray.init {t_ray:.1f} s", flush=True)
     rows = []
-    for executor in ("train", "inprocess"):
+    for executor in args.executors.split(","):
         y = work / f"{executor}.yaml"
         y.write_text(YAML.format(executor=executor, n=args.trials, train_size=args.train_size))
         cfg = load_config(y)

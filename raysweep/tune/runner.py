@@ -201,7 +201,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         tuner = tune.Tuner(
             tune.with_resources(trial_fn, trial_resources(cfg.resources, use_gpu)),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run, scheduler=make_scheduler(cfg),
-                                        max_concurrent_trials=cfg.sweep.max_concurrent, reuse_actors=False),
+                                        max_concurrent_trials=cfg.sweep.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=f"{storage}/tune",
                                       callbacks=[recorder, progress], verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
