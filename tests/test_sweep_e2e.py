@@ -41,6 +41,7 @@ def _check_mlflow(client, experiment, n_trials, epochs=2):
     assert front
     for k in front:  # the front's members were evaluated on the test set after selection
         assert "test_pgd20_acc" in k.data.metrics and "test_clean_acc" in k.data.metrics
+        assert "test_best_pgd20_acc" in k.data.metrics and "best_epoch" in k.data.metrics  # best-on-validation too
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"pareto.csv", "pareto.png", "pareto_front.json", "sweep.yaml"} <= arts
     return parent, kids

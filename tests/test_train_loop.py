@@ -74,3 +74,12 @@ def test_non_finite_loss_fails_the_trial():
 def test_spec_rejects_unknown_keys():
     with pytest.raises(ValueError, match="train.lrr"):
         TrialSpec.from_dict(dict(SPEC, train={"lrr": 0.1}))
+
+
+def test_best_on_validation_checkpoint_is_kept_beside_the_last():
+    rep = LocalReporter()
+    hist = run_trial(SPEC, rep)
+    best_epoch = max(hist, key=lambda m: m["val_robust_acc"])["epoch"]
+    state = rep.last_state
+    assert state["best"]["epoch"] == best_epoch and hist[-1]["best_epoch"] == best_epoch
+    assert set(state["best"]["model"]) == set(state["model"])

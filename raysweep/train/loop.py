@@ -96,6 +96,7 @@ class TrialRun:
             self.policy = make_policy(spec.pruning, self)
         self.epoch = 0  # next epoch to run
         self.stopped = False  # set by a catastrophic-overfitting stop
+        self.best = None  # {"epoch", "val_robust_acc", "model"}: best-on-validation weights
         self._start = 0
         self.totals = {"train_time_s": 0.0, "cost": 0.0, "restarts": 0.0}
         self.history: List[Dict[str, float]] = []
@@ -210,6 +211,7 @@ class TrialRun:
             "policy": self.policy.state_dict() if self.policy is not None else {},
             "totals": dict(self.totals),
             "stopped": self.stopped,
+            "best": self.best if self.best is not None else {},
             "history": list(self.history),
             "rng": torch.get_rng_state(),
         }
@@ -217,6 +219,7 @@ class TrialRun:
     def load_state_dict(self, state: Dict[str, Any]):
         self.epoch = self._start = int(state["epoch"])
         self.stopped = bool(state.get("stopped", False))
+        self.best = state.get("best") or None
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_state_dict(state.get("method", {}))
@@ -274,6 +277,12 @@ class TrialRun:
             report["resumed_history"] = [dict(h) for h in self.history]
         self.epoch = epoch + 1
         self.history.append(metrics)
+        if self.best is None or metrics["val_robust_acc"] > self.best["val_robust_acc"]:
+            # best-on-validation weights, kept beside the last ones (AT numbers move several
+            # points with the checkpoint choice; both are evaluated at the end)
+            self.best = {"epoch": metrics["epoch"], "val_robust_acc": metrics["val_robust_acc"],
+                         "model": copy.deepcopy(self.raw_model.state_dict())}
+        metrics["best_epoch"] = report["best_epoch"] = float(self.best["epoch"])
         return report
 
     @property

@@ -340,15 +340,28 @@ def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer
         torch.set_num_threads(1)
         with Checkpoint(path=ckpt_path).as_directory() as d:  # local dir, or downloaded from s3:// etc.
             state = load_state(d)
-        models = [st["model"] for st in state["seeds"]] if "seeds" in state else [state["model"]]
-        per_seed = [evaluate_state(spec, m, attacks, n=n) for m in models]
-        out = {k: sum(p[k] for p in per_seed) / len(per_seed) for k in per_seed[0]}
-        if len(per_seed) > 1:  # repeats: the mean is what the front shows; the spread is logged
-            for k in per_seed[0]:
-                if k.endswith("_acc"):
-                    mean = out[k]
-                    out[k + "_std"] = (sum((p[k] - mean) ** 2 for p in per_seed) / len(per_seed)) ** 0.5
-        return out
+        seeds = state["seeds"] if "seeds" in state else [state]
+
+        def mean_over_seeds(which):
+            per_seed = []
+            for st in seeds:
+                best = st.get("best") or {}
+                use_best = which == "best" and best.get("model") is not None and best.get("epoch") != st["epoch"]
+                per_seed.append(evaluate_state(spec, best["model"] if use_best else st["model"], attacks, n=n))
+            out = {k: sum(p[k] for p in per_seed) / len(per_seed) for k in per_seed[0]}
+            if len(per_seed) > 1:  # repeats: the mean is what the front shows; the spread is logged
+                for k in per_seed[0]:
+                    if k.endswith("_acc"):
+                        out[k + "_std"] = (sum((p[k] - out[k]) ** 2 for p in per_seed) / len(per_seed)) ** 0.5
+            return out
+
+        last = mean_over_seeds("last")
+        # the best-on-validation checkpoint too: test_best_* (equal to the last when it is the last)
+        has_best = any((st.get("best") or {}).get("epoch") not in (None, st["epoch"]) for st in seeds)
+        best = mean_over_seeds("best") if has_best else last
+        last.update({k.replace("test_", "test_best_", 1): v for k, v in best.items() if k.startswith("test_") and k != "test_n"})
+        last["best_epoch"] = float(max((st.get("best") or {}).get("epoch", st["epoch"]) for st in seeds))
+        return last
 
     jobs = []
     for r in members:
@@ -402,7 +415,8 @@ def _print_summary(cfg, finished, failed, front, objectives, printer):
     if not front:
         return
     cols = ["trial", "method"] + [o["metric"] for o in objectives]
-    for extra in ("val_clean_acc", "val_robust_acc", "cost", "test_clean_acc", "test_pgd20_acc"):
+    for extra in ("val_clean_acc", "val_robust_acc", "cost", "test_clean_acc", "test_pgd20_acc", "best_epoch",
+                  "test_best_pgd20_acc"):
         if extra not in cols and any(extra in r for r in front):
             cols.append(extra)
     cols += sorted({k for r in front for k in r if k.startswith("param:")})

@@ -5,6 +5,7 @@ PYTHONPATH of the test session and of its Ray workers)."""
 
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,10 @@ class Faulty(Method):
                 self._marker().write_text(str(os.getpid()))
                 if f == "raise_once":
                     raise RuntimeError("injected failure: raises once")
+                # A real crash comes long after the previous epoch's report; these synthetic
+                # epochs take 0.1 s, so give Ray Train's controller (polling every 0.25 s) the
+                # time it would have had to register that epoch's checkpoint.
+                time.sleep(2.0)
                 os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies mid-epoch
         x_adv = fgsm(ctx.raw_model, x, y, self.threat.eps, alpha=1.25 * self.threat.eps)
         logits = ctx.model(x_adv)
