@@ -57,23 +57,17 @@ def main(argv=None):
     work = tempfile.mkdtemp(prefix="rs-mem-")
     cmd = [sys.executable, "-m", "raysweep.cli", "sweep", args.file] + sum((["--set", s] for s in args.set), [])
     t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak, peak_n, peak_t = 0, 0, 0.0
-    os.set_blocking(proc.stdout.fileno(), False)
-    lines = []
-    while proc.poll() is None:
-        pids = tree(proc.pid)
-        total = sum(pss_kb(p) for p in pids)
-        if total > peak:
-            peak, peak_n, peak_t = total, len(pids), time.time() - t0
-        chunk = proc.stdout.read()
-        if chunk:
-            lines += chunk.splitlines()
-        time.sleep(0.5)
-    rest = proc.stdout.read()
-    if rest:
-        lines += rest.splitlines()
-    print("\n".join(lines[-3:]))
+    log = Path(work) / "sweep.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT)
+        peak, peak_n, peak_t = 0, 0, 0.0
+        while proc.poll() is None:
+            pids = tree(proc.pid)
+            total = sum(pss_kb(p) for p in pids)
+            if total > peak:
+                peak, peak_n, peak_t = total, len(pids), time.time() - t0
+            time.sleep(0.5)
+    print("\n".join(log.read_text().splitlines()[-3:]))
     print(f"\nsweep {Path(args.file).name}: exit {proc.returncode}, wall {time.time() - t0:.0f} s; "
           f"peak memory {peak / 1024 / 1024:.2f} GiB PSS over {peak_n} processes (at {peak_t:.0f} s)")
 

@@ -67,6 +67,10 @@ def init_ray(workdir: Path):
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
         return
+    # A local single-node Ray cannot be pre-empted: skip Ray Train's per-trial preemption
+    # watcher and state reconciliation actors (a process each, ~200 MB; set them to 1 to keep them).
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION", "0")
     tmp = ray_temp_dir(workdir)
     Path(tmp).mkdir(parents=True, exist_ok=True)
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
