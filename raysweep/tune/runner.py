@@ -223,6 +223,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
                                                    "trials_failed": summary["failed"], "front_size": len(summary["front"])}, 0)
     _safe(errors, tracker.end_run, parent_id, "FINISHED")
     summary["mlflow_fallback"] = _flush_or_fallback(cfg, sync, sweep_dir, errors, printer, workdir)
+    summary["mlflow_failed_calls"] = len(sync.errors) + len(errors)  # retried or written to the fallback
     return summary
 
 
