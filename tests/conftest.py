@@ -41,6 +41,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 (sqlite store under ``work``) that a test can stop
+    and start again on the same port."""
+
+    def __init__(self, work: Path):
+        self.work = Path(work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.procs = []
+
+    def start(self, timeout: float = 90.0):
+        import subprocess
+        import time
+        import urllib.request
+
+        port = self.url.rsplit(":", 1)[1]
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.work / 's.db'}",
+             "--host", "127.0.0.1", "--port", port, "--workers", "1"], cwd=self.work,
+            env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(self.url + "/health", timeout=2).read().strip() == b"OK":
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("mlflow server did not start")
+
+    def stop(self):
+        import signal
+
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(timeout=30)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    srv = MlflowServer(tmp_path / "server").start()
+    yield srv
+    srv.stop()
+
+
 TINY_YAML = """
 name: {name}
 method: {{choice: [fgsm_rs, pgd_at]}}

@@ -9,7 +9,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY_YAML, free_port
+from conftest import TINY_YAML, MlflowServer
 
 pytestmark = pytest.mark.ray
 
@@ -43,11 +43,7 @@ def test_sweep_on_three_node_cluster_with_mlflow_server(tmp_path, ray_session):
     env.pop("RAY_ADDRESS", None)
     cl = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
-    port = free_port()
-    srv = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 's.db'}",
-                            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=tmp_path,
-                           env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PATH": "/usr/bin:/bin"},
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = MlflowServer(tmp_path / "server").start()
     try:
         address = None
         deadline = time.time() + 180
@@ -60,7 +56,7 @@ def test_sweep_on_three_node_cluster_with_mlflow_server(tmp_path, ray_session):
         assert address, "the test cluster did not start"
         y = tmp_path / "multi.yaml"
         y.write_text(TINY_YAML.format(name="multi", n=3))
-        url = f"http://127.0.0.1:{port}"
+        url = srv.url
         r = subprocess.run([sys.executable, "-c", DRIVER, str(y), f"mlflow.tracking_uri={url}", "resources.num_workers=2",
                             "sweep.max_concurrent=2"],
                            cwd=tmp_path, env=dict(env, RAY_ADDRESS=address), capture_output=True, text=True, timeout=600)
@@ -82,5 +78,4 @@ def test_sweep_on_three_node_cluster_with_mlflow_server(tmp_path, ray_session):
                 cl.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 cl.kill()
-        srv.terminate()
-        srv.wait(timeout=30)
+        srv.stop()

@@ -18,7 +18,6 @@ from mlflow.tracking import MlflowClient
 from raysweep.config import load_config
 from raysweep.tune.runner import run_sweep
 
-from conftest import free_port
 
 pytestmark = pytest.mark.ray
 
@@ -172,48 +171,11 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
 
 
-@pytest.fixture
-def restartable_server(tmp_path):
-    """A real `mlflow server` on 127.0.0.1 that the test can stop and start again."""
-    import urllib.request
-
-    port = free_port()
-    work = tmp_path / "server"
-    work.mkdir()
-    url = f"http://127.0.0.1:{port}"
-    procs = []
-
-    def start():
-        p = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{work / 's.db'}",
-                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=work,
-                             env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PATH": "/usr/bin:/bin"},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        procs.append(p)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(url + "/health", timeout=2).read().strip() == b"OK":
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("mlflow server did not start")
-
-    def stop():
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=30)
-
-    start()
-    yield url, start, stop
-    stop()
-
-
-def test_mlflow_server_down_mid_sweep_then_back(ray_session, tmp_path, monkeypatch, restartable_server):
+def test_mlflow_server_down_mid_sweep_then_back(ray_session, tmp_path, monkeypatch, mlflow_server):
     """The tracking server dies after the first trial and comes back a few seconds later,
     while later trials train: training goes on, and every metric of every trial reaches the
     server in the end."""
-    url, start, stop = restartable_server
+    url, start, stop = mlflow_server.url, mlflow_server.start, mlflow_server.stop
     monkeypatch.chdir(tmp_path)
     cfg = load_config(_yaml(tmp_path, "down", ["none"] * 5, epochs=6),
                       [f"mlflow.tracking_uri={url}", "sweep.max_concurrent=1", "resources.executor=inprocess"])
@@ -244,10 +206,10 @@ def test_mlflow_server_down_mid_sweep_then_back(ray_session, tmp_path, monkeypat
     assert st["parent_run_id"] == parent.info.run_id
 
 
-def test_mlflow_server_down_until_the_end_falls_back_locally(ray_session, tmp_path, monkeypatch, restartable_server):
+def test_mlflow_server_down_until_the_end_falls_back_locally(ray_session, tmp_path, monkeypatch, mlflow_server):
     """The tracking server dies and never returns: the sweep finishes, says so, and writes
     the complete record to a local store beside the sweep."""
-    url, start, stop = restartable_server
+    url, stop = mlflow_server.url, mlflow_server.stop
     monkeypatch.chdir(tmp_path)
     cfg = load_config(_yaml(tmp_path, "gone", ["none", "none"], epochs=2), [f"mlflow.tracking_uri={url}", "sweep.max_concurrent=1",
                                                                                     "resources.executor=inprocess"])

@@ -1,10 +1,6 @@
 """A real tiny sweep: local Ray, real Optuna (sqlite), real MLflow (sqlite store and a real
 ``mlflow server`` on 127.0.0.1). Asserts the parent/child structure, metrics and Pareto artifacts."""
 
-import subprocess
-import sys
-import time
-import urllib.request
 
 import optuna
 import pytest
@@ -13,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from raysweep.config import load_config
 from raysweep.tune.runner import run_sweep
 
-from conftest import free_port, run_cli
+from conftest import run_cli
 
 pytestmark = pytest.mark.ray
 
@@ -71,38 +67,13 @@ def test_tiny_sweep_sqlite_end_to_end(ray_session, tiny_yaml, tmp_path, monkeypa
             assert k.info.run_id in r.stdout
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    port = free_port()
-    work = tmp_path / "server"
-    work.mkdir()
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                             f"sqlite:///{work / 'server.db'}", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/health", timeout=2).read().strip() == b"OK":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("mlflow server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
 def test_tiny_sweep_against_real_mlflow_server(ray_session, tiny_yaml, tmp_path, monkeypatch, mlflow_server):
     monkeypatch.chdir(tmp_path)
-    cfg = load_config(tiny_yaml("server", n=2), [f"mlflow.tracking_uri={mlflow_server}"])
+    cfg = load_config(tiny_yaml("server", n=2), [f"mlflow.tracking_uri={mlflow_server.url}"])
     summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
     assert summary["finished"] == 2
     assert not (tmp_path / "mlflow.db").exists()  # everything went to the server
-    _check_mlflow(MlflowClient(mlflow_server), "server", 2)
+    _check_mlflow(MlflowClient(mlflow_server.url), "server", 2)
 
 
 def test_resources_that_cannot_fit_are_an_error_not_a_hang(ray_session, tiny_yaml, tmp_path, monkeypatch):
