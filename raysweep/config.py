@@ -66,6 +66,9 @@ class ResourcesSection(_Strict):
     gpus_per_worker: float = Field(1.0, ge=0, le=64, description="used when a GPU is in use; fractions allowed")
     use_gpu: Union[bool, Literal["auto"]] = "auto"
     executor: Literal["train", "inprocess", "auto"] = "train"
+    # How a multi-worker trial's workers are placed on nodes (Ray placement-group strategies):
+    # pack fills a node first (fast intra-node DDP); spread puts them on different nodes.
+    placement: Literal["pack", "spread", "strict_pack", "strict_spread"] = "pack"
 
 
 class MlflowSection(_Strict):

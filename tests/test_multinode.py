@@ -58,7 +58,7 @@ def test_sweep_on_three_node_cluster_with_mlflow_server(tmp_path, ray_session):
         y.write_text(TINY_YAML.format(name="multi", n=3))
         url = srv.url
         r = subprocess.run([sys.executable, "-c", DRIVER, str(y), f"mlflow.tracking_uri={url}", "resources.num_workers=2",
-                            "sweep.max_concurrent=2"],
+                            "resources.placement=strict_spread", "sweep.max_concurrent=2"],
                            cwd=tmp_path, env=dict(env, RAY_ADDRESS=address), capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         assert 'SUMMARY {"finished": 3, "failed": 0}' in r.stdout
@@ -66,8 +66,10 @@ def test_sweep_on_three_node_cluster_with_mlflow_server(tmp_path, ray_session):
         exp = client.get_experiment_by_name("multi")
         kids = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'trial'")
         assert len(kids) == 3
-        nodes = {k.data.tags["node_id"] for k in kids}
-        assert len(nodes) >= 2, "trials should have landed on different worker nodes"
+        # strict_spread: each 2-worker DDP trial ran its ranks on both CPU nodes (never the 0-CPU head)
+        for k in kids:
+            nodes = k.data.tags["worker_nodes"].split(",")
+            assert len(nodes) == 2 and k.data.tags["node_id"] in nodes
         for k in kids:
             assert k.data.params["train.epochs"] == "2"
             assert [h.step for h in client.get_metric_history(k.info.run_id, "val_robust_acc")] == [1, 2]

@@ -14,19 +14,35 @@ CKPT_FILE = "state.pt"
 
 
 class RayTrainReporter(Reporter):
-    """``ray.train.report`` on every rank (Ray requires it); rank 0 attaches the checkpoint."""
+    """``ray.train.report`` on every rank (Ray requires it); rank 0 attaches the checkpoint.
+
+    ``node_id`` is where rank 0 ran, ``worker_nodes`` every node the trial's ranks ran on."""
+
+    def __init__(self, worker_nodes: str):
+        self.worker_nodes = worker_nodes
 
     def report(self, metrics, state):
         import ray
         import ray.train
 
-        metrics = dict(metrics, node_id=ray.get_runtime_context().get_node_id())  # where rank 0 ran
+        metrics = dict(metrics, node_id=ray.get_runtime_context().get_node_id(), worker_nodes=self.worker_nodes)
         if state is None:
             ray.train.report(metrics)
             return
         with tempfile.TemporaryDirectory() as d:
             torch.save(state, os.path.join(d, CKPT_FILE))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def _worker_nodes(world: int) -> str:
+    import ray
+
+    mine = ray.get_runtime_context().get_node_id()
+    if world == 1 or not torch.distributed.is_initialized():
+        return mine
+    nodes = [None] * world
+    torch.distributed.all_gather_object(nodes, mine)  # once per trial start, not per step
+    return ",".join(sorted(set(nodes)))
 
 
 def load_state(checkpoint_dir: str):
@@ -56,5 +72,5 @@ def train_loop_per_worker(config):
         return ray.train.torch.prepare_model(model, move_to_device=False,
                                              parallel_strategy_kwargs={"find_unused_parameters": find_unused})
 
-    run_trial(spec, RayTrainReporter(), resume_state=resume,
+    run_trial(spec, RayTrainReporter(_worker_nodes(world)), resume_state=resume,
               dist=DistInfo(rank=ctx.get_world_rank(), world_size=world), device=device, wrap_model=wrap)

@@ -179,10 +179,11 @@ class MlflowTrialRecorder(Callback):
         if metrics.get("catastrophic_overfit", 0) > 0 and not rec.get("catastrophic_overfit"):
             rec["catastrophic_overfit"] = True
             self._tag(rec, catastrophic_overfit="true")
-        node = result.get("node_id")
-        if node and node != rec.get("node_id"):
-            rec["node_id"] = node
-            self._tag(rec, node_id=node)
+        for key in ("node_id", "worker_nodes"):
+            node = result.get(key)
+            if node and node != rec.get(key):
+                rec[key] = node
+                self._tag(rec, **{key: node})
         self.sync.sync(rec)
 
     def on_trial_complete(self, iteration, trials, trial, **info):

@@ -64,7 +64,8 @@ def make_trial_fn(storage_path: str, resources, use_gpu: bool):
             train_loop_config={"spec": spec, "cpus_per_worker": resources.cpus_per_worker,
                                "partial_network_methods": _partial_network_methods()},
             scaling_config=ray.train.ScalingConfig(num_workers=resources.num_workers, use_gpu=use_gpu,
-                                                   resources_per_worker=per_worker),
+                                                   resources_per_worker=per_worker,
+                                                   placement_strategy=resources.placement.upper()),
             # Same name on a retry or a resumed sweep: Train V2 restores the last checkpoint from storage.
             run_config=ray.train.RunConfig(name=run_name, storage_path=storage_path,
                                            callbacks=[TuneReportCallback()],
