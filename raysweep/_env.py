@@ -11,6 +11,10 @@ QUIET_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no experiment tables / TensorBoard hints
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",  # controller poll; default 2 s adds seconds per trial
     "RAY_DEDUP_LOGS": "0",
+    # Tune waits this long for a stopped trial's function to return before reusing its actor;
+    # past it, the *next* trial fails. A Ray Train trial stopped by ASHA ends at its next report
+    # (up to one epoch later), so the wait must cover an epoch.
+    "TUNE_FUNCTION_THREAD_TIMEOUT_S": "86400",
     "RAY_CHDIR_TO_TRIAL_DIR": "0",  # keep relative paths (datasets, stores) relative to the user's cwd
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_LOGGING_LEVEL": "WARNING",  # no INFO lines about database migrations

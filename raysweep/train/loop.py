@@ -59,8 +59,12 @@ class TrialRun:
     """Everything one trial trains with. Methods and data policies get it in their hooks."""
 
     def __init__(self, spec: TrialSpec, dist: Optional[DistInfo] = None, device=None,
-                 wrap_model: Optional[Callable] = None, data=None):
+                 wrap_model: Optional[Callable] = None, data=None, launched_at: Optional[float] = None):
         self.spec = spec
+        # Wall-clock time the trial was launched (by the sweep); the first report then carries
+        # ``startup_s``, the time until this process's first training step: what the executor costs.
+        self.launched_at = launched_at
+        self.first_step_at: Optional[float] = None
         self.dist = dist or DistInfo()
         self.device = torch.device(device) if device is not None else pick_device(spec.device)
         ds = spec.dataset
@@ -148,6 +152,8 @@ class TrialRun:
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         seen = cost = 0.0
         for i, (x, y, idx, w) in enumerate(self.loader):
+            if self.first_step_at is None:
+                self.first_step_at = time.time()
             lr = lr_at(spec.train, (epoch + i / n_steps) / spec.train.epochs)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
@@ -253,6 +259,9 @@ class TrialRun:
                    "train_time_s": self.totals["train_time_s"], "cost": self.totals["cost"],
                    "restarts": self.totals.get("restarts", 0.0)}
         metrics.update(self.method.on_epoch_end(epoch, metrics, self) or {})
+        if self.launched_at is not None and self.first_step_at is not None:
+            metrics["startup_s"] = self.first_step_at - self.launched_at
+            self.launched_at = None  # once per process: a resumed trial reports its own start-up
         if self.policy is not None:
             metrics.update(self.policy.metrics())
         metrics = {k: float(v) for k, v in metrics.items()}
@@ -304,12 +313,12 @@ class MultiSeedRun:
 
     SPREAD = ("val_robust_acc", "val_clean_acc", "train_time_s", "cost")
 
-    def __init__(self, spec: TrialSpec, **kw):
+    def __init__(self, spec: TrialSpec, launched_at: Optional[float] = None, **kw):
         self.runs = []
         for i in range(spec.repeats):
             s = copy.deepcopy(spec)
             s.train.seed = spec.train.seed + i
-            self.runs.append(TrialRun(s, **kw))
+            self.runs.append(TrialRun(s, launched_at=launched_at if i == 0 else None, **kw))
         self.dist = self.runs[0].dist
         self.history: List[Dict[str, float]] = []
 
@@ -336,6 +345,8 @@ class MultiSeedRun:
             agg["epoch"] = float(max(rep["epoch"] for rep in reports))
             agg["catastrophic_overfit"] = float(max(rep.get("catastrophic_overfit", 0.0) for rep in reports))
             agg["repeats"] = float(len(self.runs))
+            if "startup_s" in reports[0]:
+                agg["startup_s"] = reports[0]["startup_s"]
             if any("resumed_history" in rep for rep in reports) and self.history:
                 agg["resumed_history"] = [dict(h) for h in self.history]
             self.history.append({k: v for k, v in agg.items() if k != "resumed_history"})
@@ -352,12 +363,15 @@ def import_plugins(modules):
 
 
 def run_trial(spec, reporter: Optional[Reporter] = None, resume_state: Optional[Dict[str, Any]] = None,
-              dist: Optional[DistInfo] = None, device=None, wrap_model=None, data=None) -> List[Dict[str, float]]:
-    """Train one configuration; returns the per-epoch metrics. ``spec`` may be a dict."""
+              dist: Optional[DistInfo] = None, device=None, wrap_model=None, data=None,
+              launched_at: Optional[float] = None) -> List[Dict[str, float]]:
+    """Train one configuration; returns the per-epoch metrics. ``spec`` may be a dict.
+
+    ``launched_at`` (``time.time()`` when the sweep launched the trial) adds ``startup_s``."""
     if isinstance(spec, dict):
         spec = TrialSpec.from_dict(spec)
     import_plugins(spec.imports)
-    kw = dict(dist=dist, device=device, wrap_model=wrap_model, data=data)
+    kw = dict(dist=dist, device=device, wrap_model=wrap_model, data=data, launched_at=launched_at)
     run = MultiSeedRun(spec, **kw) if spec.repeats > 1 else TrialRun(spec, **kw)
     if resume_state is not None:
         run.load_state_dict(resume_state)

@@ -25,7 +25,9 @@ class RayTrainReporter(Reporter):
         import ray
         import ray.train
 
-        metrics = dict(metrics, node_id=ray.get_runtime_context().get_node_id(), worker_nodes=self.worker_nodes)
+        pg = ray.util.get_current_placement_group()  # lets the sweep release it if Tune kills the run
+        metrics = dict(metrics, node_id=ray.get_runtime_context().get_node_id(), worker_nodes=self.worker_nodes,
+                       placement_group=pg.id.hex() if pg is not None else "")
         if state is None:
             ray.train.report(metrics)
             return
@@ -72,5 +74,5 @@ def train_loop_per_worker(config):
         return ray.train.torch.prepare_model(model, move_to_device=False,
                                              parallel_strategy_kwargs={"find_unused_parameters": find_unused})
 
-    run_trial(spec, RayTrainReporter(_worker_nodes(world)), resume_state=resume,
+    run_trial(spec, RayTrainReporter(_worker_nodes(world)), resume_state=resume, launched_at=config.get("launched_at"),
               dist=DistInfo(rank=ctx.get_world_rank(), world_size=world), device=device, wrap_model=wrap)

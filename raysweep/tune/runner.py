@@ -193,7 +193,13 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     if is_uri(storage) and uses_inprocess(cfg.resources, use_gpu):
         raise UserError(f"{cfg.file}: resources.executor: the in-process executor keeps checkpoints on local disk; "
                         f"with storage {storage} use executor: train")
-    trial_fn = make_trial_fn(f"{storage}/train", cfg.resources, use_gpu)
+    from .lean_train import lean_enabled, start_hub
+
+    lean = lean_enabled()
+    trial_fn = make_trial_fn(f"{storage}/train", cfg.resources, use_gpu, lean=lean)
+    hub = None  # held until the sweep ends: a named actor goes away with its last handle
+    if lean and not uses_inprocess(cfg.resources, use_gpu):
+        hub = start_hub()  # carries reports from each trial's Ray Train controller to its Tune trial
 
     t0 = time.time()
     printer(f"raysweep: sweep {cfg.name!r} ({sweep_dir.name}): {cfg.sweep.num_samples} trials, "
@@ -205,12 +211,21 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         tuner = tune.Tuner(
             tune.with_resources(trial_fn, trial_resources(cfg.resources, use_gpu)),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run, scheduler=make_scheduler(cfg),
-                                        max_concurrent_trials=cfg.sweep.max_concurrent, reuse_actors=True),
+                                        max_concurrent_trials=cfg.sweep.max_concurrent,
+                                        # Ray's stock trainer path cannot hand back a trial that
+                                        # Tune stopped early: its actor is not reused then.
+                                        reuse_actors=lean or uses_inprocess(cfg.resources, use_gpu)
+                                        or cfg.sweep.early_stopping is None),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=f"{storage}/tune",
                                       callbacks=[recorder, progress], verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
         tuner.fit()
+    if hub is not None:
+        from .lean_train import release_placement_groups
+
+        release_placement_groups(hub)
+    del hub
     sweep_wall = time.time() - t0
     state.data["sweep_wall_s"] = state.data.get("sweep_wall_s", 0.0) + sweep_wall
     state.save()

@@ -1,12 +1,14 @@
-"""The Tune trial: a function that launches a Ray Train ``TorchTrainer`` for one config.
+"""The Tune trial: a function that launches a Ray Train data-parallel run for one config.
 
 (``Tuner(TorchTrainer)`` is not supported with Train V2; a function trainable that builds and
-fits the trainer, forwarding reports with ``TuneReportCallback``, is Ray's documented way.)
+fits the trainer and forwards its reports to Tune is Ray's documented way; ``lean_train``
+does it without Ray Train's per-trial extras.)
 The ``inprocess`` executor runs the same loop inside the Tune trial process instead, which
 skips Ray Train's per-trial start-up for single-worker trials.
 """
 
 import os
+import time
 
 import torch
 from ray import tune
@@ -14,6 +16,7 @@ from ray import tune
 from ..methods import get_method, list_methods
 from ..train.loop import Reporter, run_trial
 from ..train.ray_worker import CKPT_FILE, load_state, train_loop_per_worker
+from .lean_train import fit_streaming
 
 
 def _partial_network_methods():
@@ -41,37 +44,35 @@ class InProcessReporter(Reporter):
         tune.report(metrics)
 
 
-def make_trial_fn(storage_path: str, resources, use_gpu: bool):
+def make_trial_fn(storage_path: str, resources, use_gpu: bool, lean: bool = True):
     def trial_fn(config):
+        launched_at = time.time()
         spec = config["spec"]
         run_name = config.get("train_run_name") or f"train-{tune.get_context().get_trial_id()}"
         if uses_inprocess(resources, use_gpu):
             torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
             ckpt_dir = os.path.join(storage_path, run_name)
             resume = load_state(ckpt_dir) if os.path.isfile(os.path.join(ckpt_dir, CKPT_FILE)) else None
-            run_trial(spec, InProcessReporter(ckpt_dir), resume_state=resume,
+            run_trial(spec, InProcessReporter(ckpt_dir), resume_state=resume, launched_at=launched_at,
                       device="cuda" if use_gpu and torch.cuda.is_available() else "cpu")
             return
         import ray.train
-        from ray.train.torch import TorchTrainer
-        from ray.tune.integration.ray_train import TuneReportCallback
 
         per_worker = {"CPU": resources.cpus_per_worker}
         if use_gpu:
             per_worker["GPU"] = resources.gpus_per_worker
-        trainer = TorchTrainer(
-            train_loop_per_worker,
+        trainer_kwargs = dict(
+            train_loop_per_worker=train_loop_per_worker,
             train_loop_config={"spec": spec, "cpus_per_worker": resources.cpus_per_worker,
-                               "partial_network_methods": _partial_network_methods()},
+                               "partial_network_methods": _partial_network_methods(), "launched_at": launched_at},
             scaling_config=ray.train.ScalingConfig(num_workers=resources.num_workers, use_gpu=use_gpu,
                                                    resources_per_worker=per_worker,
                                                    placement_strategy=resources.placement.upper()),
             # Same name on a retry or a resumed sweep: Train V2 restores the last checkpoint from storage.
             run_config=ray.train.RunConfig(name=run_name, storage_path=storage_path,
-                                           callbacks=[TuneReportCallback()],
                                            failure_config=ray.train.FailureConfig(max_failures=0)),
         )
-        trainer.fit()
+        fit_streaming(trainer_kwargs, key=f"{storage_path}/{run_name}", report=tune.report, lean=lean)
 
     return trial_fn
 

@@ -1,0 +1,65 @@
+"""raysweep's way of launching Ray Train from a Tune trial (``raysweep/tune/lean_train.py``):
+the controller side stays torch-free, reports reach Tune in order, a trial that Tune stops
+early gives its resources back, and Ray's stock trainer path still works as the fallback."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from raysweep.config import load_config
+from raysweep.tune.runner import run_sweep
+
+pytestmark = pytest.mark.ray
+
+
+def test_controller_side_imports_no_torch():
+    # The controller unpickles the backend config and the report callback: if either pulled
+    # in torch, each trial would pay ~1.2 s more before its first step (bench/overhead.py).
+    code = ("import sys, raysweep.tune.lean_train as m; m.LeanTorchConfig(); m.HubReportCallback(None, 'k');"
+            "bad = sorted(n for n in sys.modules if n == 'torch' or n.startswith('ray.tune'));"
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _wait_all_cpus_free(ray, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ray.available_resources().get("CPU", 0) >= ray.cluster_resources()["CPU"]:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_asha_stops_ray_train_trials_and_their_workers(ray_session, tiny_yaml, tmp_path, monkeypatch):
+    """Tune stopping a Ray Train trial mid-run tears down its controller and workers (the
+    placement group is released) and later trials still run and report every epoch."""
+    monkeypatch.chdir(tmp_path)
+    extra = ["sweep.early_stopping={scheduler: asha, metric: val_robust_acc, mode: max, grace_period: 1, reduction_factor: 2}",
+             "train.epochs=3", "resources.executor=train", "sweep.max_concurrent=1", "final_eval.enabled=false"]
+    cfg = load_config(tiny_yaml("asha-train", n=4), extra)
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    assert summary["finished"] == 4 and summary["failed"] == 0
+    epochs = sorted(int(r["epoch"]) for r in summary["rows"])
+    assert epochs[0] < 3 and epochs[-1] == 3
+    assert _wait_all_cpus_free(ray_session), ray_session.available_resources()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    kids = client.search_runs([client.get_experiment_by_name("asha-train").experiment_id],
+                              filter_string="tags.`raysweep.kind` = 'trial'")
+    for k in kids:
+        n = int(k.data.metrics["epoch"])
+        assert [h.step for h in client.get_metric_history(k.info.run_id, "val_robust_acc")] == list(range(1, n + 1))
+        startup = client.get_metric_history(k.info.run_id, "startup_s")
+        assert len(startup) == 1 and 0 < startup[0].value < 120
+
+
+def test_stock_ray_trainer_path_still_works(ray_session, tiny_yaml, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAYSWEEP_LEAN_TRAIN", "0")
+    cfg = load_config(tiny_yaml("stock", n=2), ["resources.executor=train", "train.epochs=1", "final_eval.enabled=false"])
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    assert summary["finished"] == 2 and summary["failed"] == 0
+    assert all(int(r["epoch"]) == 1 and r.get("startup_s", 0) > 0 for r in summary["rows"])
