@@ -19,15 +19,16 @@ class RayTrainReporter(Reporter):
     ``node_id`` is where rank 0 ran, ``worker_nodes`` every node the trial's ranks ran on."""
 
     def __init__(self, worker_nodes: str):
-        self.worker_nodes = worker_nodes
-
-    def report(self, metrics, state):
         import ray
-        import ray.train
 
         pg = ray.util.get_current_placement_group()  # lets the sweep release it if Tune kills the run
-        metrics = dict(metrics, node_id=ray.get_runtime_context().get_node_id(), worker_nodes=self.worker_nodes,
-                       placement_group=pg.id.hex() if pg is not None else "")
+        self.where = {"node_id": ray.get_runtime_context().get_node_id(), "worker_nodes": worker_nodes,
+                      "placement_group": pg.id.hex() if pg is not None else ""}
+
+    def report(self, metrics, state):
+        import ray.train
+
+        metrics = dict(metrics, **self.where)
         if state is None:
             ray.train.report(metrics)
             return

@@ -13,7 +13,8 @@ group, checkpoints in storage, failure handling) and removes what a raysweep tri
   on the worker. A single-worker trial gets no process group (nothing to synchronise).
 - ``LeanTrainer``: no dataset manager (raysweep passes no Ray Datasets) and no placement-group
   cleaner (a detached actor per trial that needs the State API, absent from the minimal
-  install; the GCS already removes a dead controller's placement groups).
+  install, so it could not clean anything there). Instead the sweep releases its own trials'
+  leftover placement groups when it ends (``release_placement_groups``).
 - ``ReportHub``: one actor per sweep carries reports from each trial's controller to the Tune
   trial, instead of one queue actor per trial.
 
@@ -262,7 +263,7 @@ def fit_streaming(trainer_kwargs: Dict[str, Any], key: str, report, lean: bool =
         trainer.fit()
     except Exception:
         if not stopped.is_set():
-            raise  # an aborted run ends with the controller's death: expected when stopped
+            raise  # a stopped run ends with StoppedByTune from the controller: expected
     finally:
         done.set()
         th.join()
