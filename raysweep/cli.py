@@ -69,7 +69,8 @@ def cmd_resume(args) -> int:
     if sweep_dir is None:
         raise UserError(f"{target}: no sweep with a state.json to resume")
     state = json.loads((sweep_dir / "state.json").read_text())
-    cfg_file = sweep_dir / "sweep.yaml"
+    edited = sorted(sweep_dir.glob("sweep-resumed-*.yaml"))  # the config of the latest `sweep FILE --resume`
+    cfg_file = edited[-1] if edited else sweep_dir / "sweep.yaml"
     cfg = load_config(cfg_file)
     cfg.file = state.get("config_file", str(cfg_file))
     summary = run_sweep(cfg, resume_dir=sweep_dir, printer=_print)

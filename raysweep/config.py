@@ -56,7 +56,8 @@ class SweepSection(_Strict):
     front_includes_flagged: bool = Field(False, description="let trials flagged catastrophic_overfit onto the front")
     max_failures: int = Field(1, ge=0, le=100, description="retries of a failing trial before it is marked failed")
     population_size: Optional[int] = Field(None, ge=2, description="nsga2 population (default: min(num_samples, 8))")
-    enqueue: List[Dict[str, Any]] = Field(default_factory=list, description="points evaluated first (e.g. paper defaults)")
+    enqueue: List[Dict[str, Any]] = Field(default_factory=list, description="points evaluated first (e.g. paper defaults); "
+                                          "an optional label names the point on its run (tag label)")
     early_stopping: Optional[EarlyStopping] = None
 
 
@@ -76,11 +77,18 @@ class MlflowSection(_Strict):
     experiment: Optional[str] = None
 
 
+AttackName = Literal["clean", "fgsm", "pgd20", "pgd50x10", "cw20", "autoattack", "square"]
+
+
 class FinalEvalSection(_Strict):
     enabled: bool = True
-    attacks: List[Literal["clean", "fgsm", "pgd20", "pgd50x10", "cw20", "autoattack", "square"]] = ["clean", "pgd20"]
+    attacks: List[AttackName] = ["clean", "pgd20"]
     n: Optional[int] = Field(None, ge=1, description="test examples (null: the whole test set)")
-    members: Literal["front", "most_robust"] = "front"
+    # Expensive attacks on fewer images: the FIRST n test images, so every configuration (and
+    # every seed) is attacked on the same images, e.g. {autoattack: 500}.
+    attack_n: Dict[AttackName, int] = Field(default_factory=dict, description="per-attack number of test images")
+    members: Literal["front", "most_robust", "all"] = "front"
+    best: bool = Field(True, description="also evaluate the best-on-validation checkpoint (test_best_*) when it is not the last")
     pgd_aa_gap: float = Field(0.05, gt=0, le=1, description="PGD above AutoAttack by more than this raises the masking flag")
 
 
@@ -378,6 +386,13 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
         base["pruning"] = asdict(_section(file, raw, "pruning", PruningSpec, eps))
         sections["pruning"] = PruningSpec
 
+    pr, searched = base.get("pruning"), set((raw.get("search") or {}) if isinstance(raw.get("search"), dict) else ())
+    if pr and pr["mode"] != "none" and not searched & {"pruning.warmup_epochs", "epochs", "train.epochs"} \
+            and pr["warmup_epochs"] >= base["train"]["epochs"]:
+        raise ConfigError(file, "pruning.warmup_epochs", f"{pr['warmup_epochs']} is not below train.epochs "
+                          f"({base['train']['epochs']}): no epoch would train on the pruned subset "
+                          f"(the default 5 is Kaufmann et al.'s; set e.g. warmup_epochs: 1)")
+
     # fixed method params
     params_raw = raw.get("params") or {}
     if not isinstance(params_raw, dict):
@@ -428,6 +443,14 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
         raise ConfigError(file, "sweep.early_stopping.metric", f"unknown metric {es.get('metric')!r} (allowed: {', '.join(METRICS)})")
     if len({o.metric for o in objectives}) != len(objectives):
         raise ConfigError(file, "objectives", "an objective is listed twice")
+    fe = raw.get("final_eval")
+    if isinstance(fe, dict) and isinstance(fe.get("attack_n"), dict):
+        listed = fe.get("attacks", FinalEvalSection().attacks)
+        for a, k in fe["attack_n"].items():
+            if isinstance(listed, list) and a not in listed:
+                raise ConfigError(file, f"final_eval.attack_n.{a}", f"{a!r} is not in final_eval.attacks ({', '.join(map(str, listed))})")
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ConfigError(file, f"final_eval.attack_n.{a}", f"{k!r}: must be a whole number of test images >= 1")
 
     cfg = SweepConfig(
         file=file, name=name, methods=methods, base=base, params=params, search=search, objectives=objectives,
@@ -440,12 +463,19 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
     if cfg.storage_path is not None and not isinstance(cfg.storage_path, str):
         raise ConfigError(file, "storage_path", "must be a path or URI string")
     keys = {sp.key for sp in search} | ({"method"} if len(methods) > 1 else set())
+    labels = set()
     for i, point in enumerate(cfg.sweep.enqueue):
-        unknown = set(point) - keys
+        unknown = set(point) - keys - {"label"}
         if unknown:
-            raise ConfigError(file, f"sweep.enqueue[{i}]", f"unknown key {sorted(unknown)[0]!r} (allowed: the search keys {', '.join(sorted(keys))})")
+            raise ConfigError(file, f"sweep.enqueue[{i}]", f"unknown key {sorted(unknown)[0]!r} (allowed: label and the search keys {', '.join(sorted(keys))})")
+        if "label" in point:
+            if not isinstance(point["label"], str) or not point["label"].strip():
+                raise ConfigError(file, f"sweep.enqueue[{i}].label", f"{point['label']!r}: must be a non-empty string")
+            if point["label"] in labels:
+                raise ConfigError(file, f"sweep.enqueue[{i}].label", f"{point['label']!r} is used twice")
+            labels.add(point["label"])
         try:
-            cfg.trial_spec(point)
+            cfg.trial_spec({k: v for k, v in point.items() if k != "label"})
         except ValueError as e:
             raise ConfigError(file, f"sweep.enqueue[{i}]", str(e)) from None
     # A full trial spec for every method must build (catches cross-field problems early).

@@ -227,3 +227,38 @@ def test_end_to_end_reports_extra_metrics():
         assert 0.5 < h["mean_executed_fraction"] < 1.0
         # cost of the epoch = 2 × mean executed fraction (equal batch sizes)
     assert hist[0]["cost"] == pytest.approx(2 * hist[0]["mean_executed_fraction"], rel=1e-6)
+
+
+@pytest.mark.parametrize("update", ["official", "skip"])
+def test_dropped_blocks_get_weight_decay_and_momentum_as_in_the_official_code(update):
+    """Official code (PyTorch < 2.0 zero_grad): a dropped block reaches SGD with a zero
+    gradient, so weight decay and momentum still move it; ``skip`` leaves it untouched."""
+    from raysweep.train.spec import DatasetSpec, ModelSpec, ThreatSpec, TrainSpec, TrialSpec
+
+    spec = TrialSpec(method="fp_better", method_params={"dropped_block_update": update, "reset_momentum_each_epoch": False},
+                     dataset=DatasetSpec(name="synthetic", val_size=16, train_size=32),
+                     model=ModelSpec(name="resnet_small", width=4), threat=ThreatSpec(eps=0.3),
+                     train=TrainSpec(epochs=2, batch_size=16, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.1,
+                                     schedule="constant"), device="cpu")
+    run = TrialRun(spec, device="cpu")
+    mask = [True, False, True, True, True, True]
+    run.method.sample_mask = lambda n: list(mask)
+    w0 = run.raw_model.blocks[1].conv1.weight.detach().clone()
+    bn0 = run.raw_model.blocks[1].bn1.weight.detach().clone()
+    kept0 = run.raw_model.blocks[0].conv1.weight.detach().clone()
+    run.train_epoch(0)  # two steps with block 1 dropped
+    w2 = run.raw_model.blocks[1].conv1.weight.detach()
+    bn2 = run.raw_model.blocks[1].bn1.weight.detach()
+    if update == "skip":
+        assert torch.equal(w2, w0) and torch.equal(bn2, bn0)
+    else:
+        # SGD, zero gradient: buf1 = wd·w0, w1 = w0 − lr·buf1; buf2 = μ·buf1 + wd·w1, w2 = w1 − lr·buf2
+        lr, wd, mu = 0.1, 0.1, 0.9
+        w1 = w0 - lr * wd * w0
+        expect = w1 - lr * (mu * wd * w0 + wd * w1)
+        assert torch.allclose(w2, expect, atol=1e-7)
+        assert torch.allclose(bn2, (bn0 - lr * wd * bn0) - lr * (mu * wd * bn0 + wd * (bn0 - lr * wd * bn0)), atol=1e-7)
+    # a kept block moves by its gradient too, not by decay alone
+    kept2 = run.raw_model.blocks[0].conv1.weight.detach()
+    decay_only = (kept0 - 0.01 * kept0) - 0.1 * (0.9 * 0.1 * kept0 + 0.1 * (kept0 - 0.01 * kept0))
+    assert not torch.allclose(kept2, decay_only, atol=1e-6)

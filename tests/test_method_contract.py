@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from raysweep.hparams import build_params, parse_eps_relative
-from raysweep.methods import StepContext, get_method, list_methods
+from raysweep.methods import Method, StepContext, get_method, list_methods
 from raysweep.models import build_model
 from raysweep.train.loop import TrialRun, build_method
 from raysweep.train.spec import DatasetSpec, ModelSpec, ThreatSpec, TrainSpec, TrialSpec
@@ -35,19 +35,26 @@ def _batch(n=8, seed=0):
 
 def _setup_run(name):
     if name not in _RUNS:
-        spec = TrialSpec(method=name, dataset=DatasetSpec(name="synthetic", val_size=64),
+        spec = TrialSpec(method=name, dataset=DatasetSpec(name="synthetic", val_size=64, train_size=256),
                          model=ModelSpec(name="resnet_small", width=4), threat=ThreatSpec(eps=EPS),
                          train=TrainSpec(epochs=1, batch_size=16), device="cpu")
+        if _needs_teacher(get_method(name)):
+            spec.method_params = {"teacher_epochs": 1}
         run = TrialRun(spec, device="cpu")
+        run.ensure_teacher()
         x, y, _, _ = next(iter(run.loader))
         _RUNS[name] = (run, copy.deepcopy(run.raw_model.state_dict()), x[:8].clone(), y[:8].clone())
     return _RUNS[name]
 
 
+def _needs_teacher(cls) -> bool:
+    return cls.teacher_request is not Method.teacher_request
+
+
 def make(name):
     """(method, ctx, x, y) with a freshly initialised model (same weights on every call)."""
     cls = get_method(name)
-    if getattr(cls, "needs_setup", False):
+    if getattr(cls, "needs_setup", False) or _needs_teacher(cls):
         run, state, x, y = _setup_run(name)
         run.raw_model.load_state_dict(state)
         run.raw_model.train()
@@ -135,3 +142,17 @@ def test_params_defaults_yaml_round_trip(name):
     expected = {f.name: parse_eps_relative(defaults[f.name], EPS) if f.metadata.get("scale_by_eps") else defaults[f.name]
                 for f in dataclasses.fields(cls.Params)}
     assert built == cls.Params(**expected)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_declared_cost_equals_the_passes_it_runs(name):
+    """``StepResult.cost`` is what the step really computes: every conv/linear call of the step
+    and of its loss's backward, counted by MACs (forward 1/3, backward 2/3 of a pass)."""
+    from raysweep.train.passes import count_passes
+
+    method, ctx, x, y = make(name)
+    torch.manual_seed(1)
+    with count_passes(ctx.raw_model, INPUT_SHAPE) as count:
+        res = method.step(ctx, x, y)
+        res.loss.backward()
+    assert count.units / len(y) == pytest.approx(res.cost, rel=1e-6), f"{name}: declared {res.cost}"

@@ -227,7 +227,7 @@ def test_attack_in_eval_mode_loss_in_train_mode(name):
     before = _running_stats(model)
     res = method.step(StepContext(model, model, 0, 10, (1, 28, 28)), x, y)
     hook.remove()
-    n_train = 2 + method.p.m if name == "local_ball" else 2
+    n_train = {"local_ball": 2 + getattr(method.p, "m", 0), "trades": 3}.get(name, 2)  # TRADES: f(x) twice, as official
     assert modes[-n_train:] == [True] * n_train  # the training forwards (x, x', ...) in train mode
     assert modes[:-n_train] and not any(modes[:-n_train])  # every attack forward in eval mode
     assert not all(torch.equal(a, b) for a, b in zip(before, _running_stats(model)))  # train forwards update BN
@@ -271,7 +271,8 @@ def test_costs_follow_documented_counting():
         m = cls(cls.Params(**kw), Threat(eps=0.3), 10)
         return m.step(StepContext(model, model, 0, 10, (1, 28, 28)), torch.rand(4, 1, 28, 28), torch.randint(0, 10, (4,))).cost
 
-    assert cost("trades", steps=10) == pytest.approx(12 + 1 / 3)
+    assert cost("trades", steps=10) == pytest.approx(13 + 1 / 3)  # official: f(x) twice, f(x') once
+    assert cost("trades", steps=10, second_clean_forward=False) == pytest.approx(12 + 1 / 3)
     assert cost("mart", steps=10) == pytest.approx(12)
     assert cost("backward_smoothing") == pytest.approx(4 + 1 / 3)  # ≈ 3x cheaper than TRADES-10
     assert cost("local_ball", k=1, m=1) == pytest.approx(4)

@@ -8,9 +8,10 @@ from raysweep.models import ClassifierNet, SkippableBlock, build_model, list_mod
 from raysweep.models.base import Normalize
 
 # input shape and a small width per model, to stay fast on CPU
-INPUT = {"small_cnn": (1, 28, 28), "resnet_small": (1, 28, 28), "resnet18": (3, 32, 32), "preact_resnet18": (3, 32, 32)}
-WIDTH = {"small_cnn": 8, "resnet_small": 4, "resnet18": 4, "preact_resnet18": 4}
-SKIPPABLE = ("resnet_small", "resnet18", "preact_resnet18")
+INPUT = {"small_cnn": (1, 28, 28), "resnet_small": (1, 28, 28), "resnet_tiny": (1, 28, 28), "resnet18": (3, 32, 32),
+         "preact_resnet18": (3, 32, 32)}
+WIDTH = {"small_cnn": 8, "resnet_small": 4, "resnet_tiny": 4, "resnet18": 4, "preact_resnet18": 4}
+SKIPPABLE = ("resnet_small", "resnet_tiny", "resnet18", "preact_resnet18")
 ALL = list_models()
 
 
@@ -27,7 +28,7 @@ def _x(shape, n=2, seed=1):
 
 def test_registry_lists_the_expected_models():
     assert set(INPUT) <= set(ALL)
-    assert list_models("resnet*") == ["resnet18", "resnet_small"]
+    assert list_models("resnet*") == ["resnet18", "resnet_small", "resnet_tiny"]
     with pytest.raises(KeyError, match="unknown model"):
         build_model("no_such_model", 10, (3, 32, 32))
 

@@ -208,9 +208,70 @@ def test_end_to_end_gradmatch_charges_selection_and_trains_weighted():
     w = run.loader.weights
     assert w is not None and len(w) == keep_count(0.3, 256) and (w >= 0).all()
     sel = hist[-1]["selection_cost"]
-    # one scoring pass over all examples: FGSM-RS step without its backward (2 − 2/3) + a feature forward (1/3)
+    # one scoring pass over all examples, measured: the FGSM-RS attack pass (1), its loss forward
+    # without a backward (1/3) and the feature forward (1/3)
     assert sel == pytest.approx(2.0 - 2 / 3 + 1 / 3)
     assert hist[-1]["cost"] == pytest.approx(2.0 + sel + 2.0 * keep_count(0.3, 256) / 256)
+
+
+@pytest.mark.parametrize("method,params,per_example", [
+    ("pgd_at", {"steps": 3}, 3 + 1 / 3),                    # 3 attack passes + the loss forward
+    ("trades", {"steps": 2}, 1 / 3 + 2 + 3 / 3),             # p(x), 2 attack passes, three loss forwards
+    ("mart", {"steps": 2}, 2 + 2 / 3),                       # 2 attack passes, two loss forwards
+    ("backward_smoothing", {}, 1 / 3 + 1 + 1 + 2 / 3),       # f(x), init, one step, two loss forwards
+    ("local_ball", {"k": 1, "m": 2}, 1 + 4 / 3),              # 1 attack pass, forwards on x, x', u1, u2
+])
+def test_scoring_pass_charges_the_passes_it_runs(method, params, per_example):
+    """Warm-up 0: the selection needs a scoring pass over all 256 examples; its cost is the
+    method's real passes without the update's backward (no fixed discount)."""
+    run = _run({"mode": "static", "rule": "low", "keep": 0.5, "warmup_epochs": 0}, method=method, epochs=1)
+    run.method = type(run.method)(type(run.method).Params(**params), run.method.threat, 10)
+    run.policy.select(0, run)
+    assert run.policy.selection_cost == pytest.approx(per_example, rel=1e-6)
+
+
+def test_scoring_pass_of_fp_better_counts_its_subnetworks():
+    run = _run({"mode": "static", "rule": "low", "keep": 0.5, "warmup_epochs": 0}, method="fp_better", epochs=1)
+    fracs = []
+    real = run.raw_model.executed_fraction
+    run.raw_model.executed_fraction = lambda mask, shape: fracs.append(real(mask, shape)) or fracs[-1]
+    run.policy.select(0, run)
+    batches = [64] * 4
+    # each batch: the attack pass and the loss forward on that batch's sampled subnetwork
+    expect = sum(f * b * (1 + 1 / 3) for f, b in zip(fracs, batches)) / 256
+    assert len(fracs) == 4 and run.policy.selection_cost == pytest.approx(expect, rel=1e-6)
+    assert run.policy.selection_cost < 4 / 3  # blocks were skipped
+
+
+def test_scoring_pass_has_no_side_effects():
+    """BN statistics, FP-Better's mask stream and p_L, and the global RNG are as before."""
+    run = _run({"mode": "static", "rule": "low", "keep": 0.5, "warmup_epochs": 0}, method="fp_better", epochs=1)
+    buffers = {k: b.clone() for k, b in run.raw_model.named_buffers()}
+    params = {k: p.detach().clone() for k, p in run.raw_model.named_parameters()}
+    gen = run.method._ensure_generator().get_state().clone()
+    rng = torch.get_rng_state().clone()
+    frac = (run.method._frac_sum, run.method._frac_n, run.method.p_last)
+    run.policy.select(0, run)
+    assert run.policy.indices is not None
+    assert all(torch.equal(b, buffers[k]) for k, b in run.raw_model.named_buffers())
+    assert all(torch.equal(p, params[k]) for k, p in run.raw_model.named_parameters())
+    assert torch.equal(run.method._ensure_generator().get_state(), gen)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert (run.method._frac_sum, run.method._frac_n, run.method.p_last) == frac
+    assert all(p.grad is None for p in run.raw_model.parameters())
+
+
+def test_warmup_default_is_kaufmanns_and_a_useless_warmup_is_a_config_error(tmp_path):
+    from raysweep.config import load_config
+    from raysweep.errors import ConfigError
+
+    assert PruningSpec().warmup_epochs == 5  # Kaufmann et al.'s pruning_epoch
+    f = tmp_path / "p.yaml"
+    f.write_text("name: p\nmethod: pgd_at\ntrain: {epochs: 5}\npruning: {keep: 0.5}\n")
+    with pytest.raises(ConfigError, match="pruning.warmup_epochs: 5 is not below train.epochs"):
+        load_config(f)
+    f.write_text("name: p\nmethod: pgd_at\ntrain: {epochs: 6}\npruning: {keep: 0.5}\n")
+    assert load_config(f).base["pruning"]["warmup_epochs"] == 5
 
 
 def test_policy_state_round_trip_restores_subset():

@@ -1,5 +1,6 @@
 """RRM: the teacher is frozen, the projection is trained, the teacher's cost is reported and
-charged to the trial, checkpoint teachers load, and the loss is the paper's."""
+charged to the trial, checkpoint teachers load, a resumed trial does not retrain its teacher,
+the in-trial teacher is the paper's kind (PGD) and guarded, and the loss is the paper's."""
 
 import copy
 
@@ -33,10 +34,16 @@ def _one_step(run):
     return res, x, y
 
 
+def _run(**params):
+    run = TrialRun(_spec(**params), device="cpu")
+    run.ensure_teacher()
+    return run
+
+
 @pytest.fixture(scope="module")
 def trained_run():
     torch.set_num_threads(1)
-    return TrialRun(_spec(teacher_epochs=1), device="cpu")
+    return _run(teacher_epochs=1)
 
 
 def test_teacher_frozen(trained_run):
@@ -67,7 +74,9 @@ def test_loss_is_lambda_ce_plus_negative_cosine(trained_run):
         logits = run.raw_model.fc(phi_s)
     expect = 0.005 * F.cross_entropy(logits, y, reduction="none") - F.cosine_similarity(phi_s, phi_t, dim=1)
     assert torch.allclose(res.per_example_loss, expect, atol=1e-5)
-    assert res.cost == pytest.approx(1.0 + FORWARD_ONLY)
+    # the teacher's forward to its features: a whole pass less its classifier
+    assert res.cost == pytest.approx(1.0 + FORWARD_ONLY * run.method.mac_ratio) and run.method.mac_ratio < 1.0
+    assert res.cost == pytest.approx(1.0 + FORWARD_ONLY, rel=1e-3)
     # relative L2 distance
     run.method.p.distance = "relative_l2"
     try:
@@ -79,7 +88,7 @@ def test_loss_is_lambda_ce_plus_negative_cosine(trained_run):
 
 
 def test_projection_is_trained_when_feature_dims_differ():
-    run = TrialRun(_spec(teacher_epochs=1, teacher_width=8), device="cpu")
+    run = _run(teacher_epochs=1, teacher_width=8)
     m = run.method
     assert m.teacher.feature_dim == 32 and run.raw_model.feature_dim == 16
     proj = m.projection
@@ -99,14 +108,62 @@ def test_projection_is_trained_when_feature_dims_differ():
                   *next(iter(run.loader))[:2]).cost == pytest.approx(1.0 + FORWARD_ONLY * m.mac_ratio)
 
 
+def m_ratio(_h):
+    """The student's per-step teacher share: same architecture, features only."""
+    from raysweep.models.base import model_macs
+
+    model = build_model("resnet_small", 10, (1, 28, 28), width=4)
+    full = model_macs(model, (1, 28, 28))
+    return (full - model.fc.in_features * model.fc.out_features) / full
+
+
 def test_teacher_cost_reported_and_included():
-    hist = run_trial(_spec(teacher_epochs=2), LocalReporter())
+    hist = run_trial(_spec(teacher_epochs=2, teacher_method="fgsm_rs"), LocalReporter())
     h = hist[-1]
     assert h["teacher_cost"] == pytest.approx(2 * 2.0)  # 2 FGSM-RS epochs = 2 passes × 2
     assert h["teacher_time_s"] > 0
-    student = (1.0 + FORWARD_ONLY) * h["examples_seen"] / 256
+    student = (1.0 + FORWARD_ONLY * m_ratio(h)) * h["examples_seen"] / 256
     assert h["cost"] == pytest.approx(h["teacher_cost"] + student)
     assert h["train_time_s"] >= h["teacher_time_s"] + h["epoch_time_s"] - 1e-9
+
+
+def test_default_teacher_is_pgd7_and_its_validation_is_reported():
+    """The paper's teacher is multi-step PGD AT (PGD-7), not a single-step one."""
+    run = TrialRun(_spec(), device="cpu")
+    rq = run.method.teacher_request()
+    assert rq.method == "pgd_at" and rq.method_params == {"steps": 7} and rq.guard
+    hist = run_trial(_spec(teacher_epochs=1), LocalReporter())
+    h = hist[-1]
+    assert h["teacher_cost"] == pytest.approx(1 * (7 + 1))  # one PGD-7 epoch: 8 passes
+    assert 0.0 <= h["teacher_val_robust_acc"] <= 1.0 and 0.0 <= h["teacher_val_clean_acc"] <= 1.0
+    assert h["teacher_epochs"] == 1 and h["teacher_catastrophic_overfit"] == 0.0
+
+
+def test_teacher_guard_rolls_back_a_collapse_and_a_weak_teacher_fails_the_trial(monkeypatch):
+    from raysweep.train import teacher as teacher_mod
+    from raysweep.train.loop import TrialRun as Loop
+
+    # make the teacher's second epoch look like catastrophic overfitting (PGD accuracy falls,
+    # FGSM accuracy rises): the guard must stop the teacher and restore its first epoch
+    calls = {"n": 0}
+    real = Loop.evaluate_val
+
+    def fake_eval(self):
+        out = real(self)
+        if self.spec.method == "pgd_at":
+            calls["n"] += 1
+            out.update(val_robust_acc=0.9 if calls["n"] == 1 else 0.0, val_fgsm_acc=0.5 if calls["n"] == 1 else 1.0)
+        return out
+
+    monkeypatch.setattr(Loop, "evaluate_val", fake_eval)
+    run = _run(teacher_epochs=3)
+    info = run.teacher.info
+    assert info["teacher_catastrophic_overfit"] == 1.0
+    assert info["teacher_epochs"] == 2  # stopped after the collapsed epoch, not 3
+    assert info["teacher_val_robust_acc"] == pytest.approx(0.9)  # the rolled-back epoch's numbers
+    calls["n"] = 0
+    with pytest.raises(teacher_mod.TeacherNotRobust, match="teacher_min_val_robust_acc"):
+        _run(teacher_epochs=3, teacher_min_val_robust_acc=0.95)
 
 
 def test_checkpoint_teacher_loads(tmp_path, trained_run):
@@ -115,34 +172,43 @@ def test_checkpoint_teacher_loads(tmp_path, trained_run):
     torch.save(src, raw_path)
     torch.save({"epoch": 1, "model": src, "optimizer": {}}, wrapped_path)
     for path in (raw_path, wrapped_path):
-        run = TrialRun(_spec(teacher="checkpoint", teacher_checkpoint=str(path)), device="cpu")
+        run = _run(teacher="checkpoint", teacher_checkpoint=str(path))
         t = run.method.teacher
         assert all(torch.equal(v, src[k]) for k, v in t.state_dict().items())
         assert not t.training and all(not p.requires_grad for p in t.parameters())
-        assert run.method.teacher_cost == 0.0 and run.totals["cost"] == 0.0
+        assert run.teacher.info["teacher_cost"] == 0.0 and run.totals["cost"] == 0.0
     with pytest.raises(ValueError, match="does not fit"):
-        TrialRun(_spec(teacher="checkpoint", teacher_checkpoint=str(raw_path), teacher_width=8), device="cpu")
+        _run(teacher="checkpoint", teacher_checkpoint=str(raw_path), teacher_width=8)
     with pytest.raises(ValueError, match="teacher_checkpoint"):
-        TrialRun(_spec(teacher="checkpoint"), device="cpu")
+        _run(teacher="checkpoint")
+    with pytest.raises(ValueError, match="set teacher: checkpoint"):
+        TrialRun(_spec(teacher_checkpoint=str(raw_path)), device="cpu")
 
 
-def test_state_round_trip_restores_teacher_and_projection():
-    a = TrialRun(_spec(teacher_epochs=1, teacher_width=8), device="cpu")
+def test_state_round_trip_restores_teacher_and_projection_without_retraining(monkeypatch):
+    a = _run(teacher_epochs=1, teacher_width=8)
     _one_step(a)
     state = a.state_dict()
+    from raysweep.train.teacher import TeacherStage
+
+    def no_training(self):
+        raise AssertionError("a resumed trial must not train its teacher again")
+
+    monkeypatch.setattr(TeacherStage, "_train", no_training)
     b = TrialRun(_spec(teacher_epochs=1, teacher_width=8), device="cpu")
-    with torch.no_grad():
-        for p in b.method.teacher.parameters():
-            p.add_(1.0)
     b.load_state_dict(state)
+    assert b.teacher.ready
+    b.ensure_teacher()  # no-op: restored
     assert all(torch.equal(v, a.method.teacher.state_dict()[k]) for k, v in b.method.teacher.state_dict().items())
     assert torch.equal(b.method.projection.weight, a.method.projection.weight)
     assert b.totals["cost"] == a.totals["cost"]
+    assert b.teacher.info == a.teacher.info
+    _one_step(b)  # the optimiser (with the projection's parameter group) was restored too
 
 
 def test_teacher_from_an_earlier_trials_run_directory(tmp_path):
     """The teacher can be an earlier trial: its Ray Train run folder (latest checkpoint_*)."""
-    from raysweep.methods.rrm import _checkpoint_file
+    from raysweep.train.teacher import checkpoint_file as _checkpoint_file
 
     run_dir = tmp_path / "train-0003"
     for stamp in ("2026-01-01_10-00-00", "2026-01-01_10-00-05"):
@@ -152,3 +218,18 @@ def test_teacher_from_an_earlier_trials_run_directory(tmp_path):
     assert _checkpoint_file(str(run_dir / "checkpoint_2026-01-01_10-00-00")).endswith("10-00-00/state.pt")
     with pytest.raises(ValueError, match="no state.pt"):
         _checkpoint_file(str(tmp_path))
+
+
+def test_methods_do_not_import_the_training_loop():
+    """A method computes a loss; training (a teacher included) belongs to raysweep.train."""
+    import ast
+    from pathlib import Path
+
+    import raysweep.methods as methods_pkg
+
+    for f in Path(methods_pkg.__file__).parent.glob("*.py"):
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                mod = ("." * node.level) + (node.module or "")
+                assert not mod.startswith("..train") and "raysweep.train" not in mod, f"{f.name} imports {mod}"

@@ -2,7 +2,7 @@
 
 import importlib
 
-from .base import FORWARD_ONLY, Method, StepContext, StepResult, Threat
+from .base import FORWARD_ONLY, Method, StepContext, StepResult, TeacherRequest, Threat
 from .registry import get_method, list_methods, register_method
 
 # Every module listed here registers one method; a method that fails to import is a bug.
@@ -14,4 +14,4 @@ for _m in _METHOD_MODULES:
         if e.name != f"{__name__}.{_m}":
             raise
 
-__all__ = ["Method", "StepContext", "StepResult", "Threat", "FORWARD_ONLY", "get_method", "list_methods", "register_method"]
+__all__ = ["Method", "StepContext", "StepResult", "TeacherRequest", "Threat", "FORWARD_ONLY", "get_method", "list_methods", "register_method"]

@@ -35,6 +35,23 @@ class StepContext:
     example_weights: Optional[torch.Tensor] = None  # per-example weights from a data policy
 
 
+@dataclass
+class TeacherRequest:
+    """What teacher a method needs; ``raysweep.train.teacher`` trains or loads it before the
+    first epoch and hands it back through ``Method.set_teacher``."""
+
+    source: str = "train"  # "train" (inside the trial) | "checkpoint"
+    method: str = "pgd_at"  # source train: the adversarial-training method
+    method_params: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    epochs: Optional[int] = None  # None: the student's
+    lr: Optional[float] = None  # None: the student's
+    model: Optional[str] = None  # None: the student's architecture
+    width: Optional[int] = None
+    checkpoint: Optional[str] = None  # source checkpoint: a file or directory
+    guard: bool = True  # validate each teacher epoch; roll back a catastrophic-overfitting collapse
+    min_val_robust_acc: Optional[float] = None  # fail the trial if the teacher ends below this
+
+
 # Passes are counted in units of one forward+backward through the full network per example.
 # A forward without backward counts as 1/3 (backward ≈ 2× forward in FLOPs).
 FORWARD_ONLY = 1.0 / 3.0
@@ -57,13 +74,23 @@ class Method:
 
     # -- hooks -------------------------------------------------------------------------
     def setup(self, run) -> None:
-        """Called once before training with the ``TrialRun`` (teachers, masks, schedules)."""
+        """Called once before training with the ``TrialRun`` (masks, schedules)."""
+
+    def teacher_request(self) -> Optional[TeacherRequest]:
+        """The teacher this method learns from, if any (trained or loaded by the trial)."""
+        return None
+
+    def set_teacher(self, teacher: nn.Module, run) -> None:
+        """Receives the frozen teacher (before the first step, or on resume)."""
 
     def on_epoch_start(self, epoch: int, run) -> None:
         pass
 
     def before_eval(self, run) -> None:
         """Called after each training epoch, before the validation evaluation (e.g. BN recalibration)."""
+
+    def after_backward(self, run) -> None:
+        """Called after the step's loss was backpropagated, before the optimiser step."""
 
     def on_epoch_end(self, epoch: int, metrics: Dict[str, float], run) -> Dict[str, float]:
         """Return extra metrics to report for this epoch."""

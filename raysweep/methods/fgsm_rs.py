@@ -4,6 +4,11 @@
 CE(f(x+δ), y). Defaults from locuslab/fast_adversarial: α = 1.25ε (10/255 at 8/255).
 Faithful to the official code; its epoch-level early stop on PGD-5 of a training batch is
 handled by raysweep's evaluation layer, not here.
+
+Schedule (``train:``, not this module): the official cyclic learning rate peaks at half of
+training on CIFAR-10 (train_fgsm.py: CyclicLR with equal up and down phases) and at 2/5 on
+MNIST (train_mnist.py); raysweep's ``train.cyclic_peak`` defaults to 0.4, so a CIFAR-10
+reproduction sets ``cyclic_peak: 0.5`` (the shipped CIFAR-10 search spaces do).
 """
 
 from dataclasses import dataclass

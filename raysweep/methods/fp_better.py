@@ -18,9 +18,18 @@ and by both passes, no rescaling, label smoothing s = 0.5 on both passes, train-
 the attack, the "not improved" rule with ≤ and its cap (min(p_L + rate, cap), which also
 pulls an initial p_L above the cap down to it on the first increase), α = 1.25ε (10/255 at
 8/255), and the momentum reset every epoch (the official code re-creates the SGD optimiser
-each epoch; ``reset_momentum_each_epoch``). Dropped blocks get no gradient (grads stay None),
-so with the loop's ``zero_grad(set_to_none=True)`` neither SGD nor Adam applies weight decay
-to them in that step, as in the official code (which sets requires_grad=False on them).
+each epoch; ``reset_momentum_each_epoch``).
+
+Dropped blocks and the optimiser (``dropped_block_update``). The official code sets
+``requires_grad=False`` on a dropped block's convolutions (its BN layers are simply not run)
+and calls ``opt.zero_grad()``, which under the PyTorch of its time (< 2.0) *zeroed* the
+gradients instead of dropping them. So a dropped block's parameters reach ``SGD.step`` with a
+zero gradient, and SGD still applies weight decay (wd·θ) and momentum to them. ``official``
+(default) reproduces that: after the backward pass every parameter left without a gradient
+gets a zero one. (The official code differs only in the first steps of training, for a block
+that has never been kept: it has no gradient tensor yet and is skipped.) ``skip`` leaves them
+without a gradient, so the optimiser leaves dropped blocks untouched in that step, which is
+what the official code does under PyTorch ≥ 2.0 (``zero_grad`` sets gradients to None).
 
 Differences from the official code, by design:
 * the mask is passed explicitly (``model(x, block_mask=mask)``), never through module-level
@@ -59,6 +68,9 @@ class FPBetterParams:
     label_smoothing: float = hp(0.5, low=0.0, low_open=True, high=1.0,
                                 doc="s: probability mass on the true class (1.0 = plain CE)")
     reset_momentum_each_epoch: bool = hp(True, doc="clear optimizer state at each epoch start (official-code parity)")
+    dropped_block_update: str = hp("official", choices=("official", "skip"),
+                                   doc="official: dropped blocks get a zero gradient, so weight decay and momentum still "
+                                       "move them (official code, PyTorch < 2.0); skip: the optimiser leaves them alone")
     bn_recalibrate: bool = hp(False, doc="recompute BN running stats on the full network before each validation")
     bn_recal_batches: int = hp(10, low=1, high=100_000, doc="training batches used for BN recalibration")
     bn_recal_input: str = hp("adversarial", choices=("adversarial", "clean"),
@@ -146,6 +158,13 @@ class FPBetter(Method):
         self._adapted_epoch = max(self._adapted_epoch, epoch)
         if self.p.reset_momentum_each_epoch:
             run.optimizer.state.clear()
+
+    def after_backward(self, run) -> None:
+        if self.p.dropped_block_update != "official":
+            return
+        for prm in run.raw_model.parameters():
+            if prm.requires_grad and prm.grad is None:
+                prm.grad = torch.zeros_like(prm)
 
     def before_eval(self, run) -> None:
         if self.p.bn_recalibrate:

@@ -3,7 +3,8 @@ Resistant to Adversarial Attacks"; Rice et al. 2020 for the 10-step CIFAR schedu
 
 min_θ E max_{δ∈B(ε)} CE(f(x+δ), y), the inner max by K steps of projected signed gradient
 ascent from a uniform random start. The attack runs in train mode (BN batch statistics), as
-in Rice et al.'s and Wong et al.'s code. Defaults: K=10, α=ε/4 (= 2/255 at ε=8/255).
+in Rice et al.'s and Wong et al.'s code. Defaults: K=10, α=ε/4 (= 2/255 at ε=8/255; = 2.5ε/K,
+Madry et al.'s rule, at K=10: for other K write it out, e.g. '0.0625eps' for K=40).
 Faithful to the published algorithm; no detail is reconstructed.
 """
 
@@ -20,7 +21,9 @@ from .registry import register_method
 @dataclass
 class PGDATParams:
     steps: int = hp(10, low=1, high=200, doc="attack steps K")
-    alpha: object = hp("eps/4", low=0.0, low_open=True, scale_by_eps=True, doc="step size (absolute, or '2.5eps/steps'-style relative to ε)")
+    alpha: object = hp("eps/4", low=0.0, low_open=True, scale_by_eps=True,
+                       doc="step size: absolute (0.01, '2/255') or relative to ε ('eps/4', '0.25eps'); Madry's 2.5ε/K is "
+                           "'0.25eps' at K = 10")
     random_start: bool = hp(True, doc="uniform random start in the ε-ball")
 
 

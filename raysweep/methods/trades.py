@@ -10,8 +10,12 @@ Algorithm, as in the official code (yaodongyu/TRADES: trades.py, train_trades_ci
   the training loop calls steps in train mode):
   L = CE(f(x), y) + β·KL(p(x) ‖ p(x')), KL averaged over the batch ("batchmean"), p(x) **not**
   detached, so the KL term also pulls the clean prediction towards the adversarial one.
-  Clean and adversarial batches go through the network in two separate forwards (separate
-  BN batch statistics), as in the official code.
+  Clean and adversarial batches go through the network in separate forwards (separate BN
+  batch statistics), as in the official code, which runs f(x) **twice** in train mode: once
+  for the CE term and once more for p(x) inside the KL term. The two give the same values
+  and the same gradient; what the second changes is BN's running statistics (updated with
+  x twice and x' once per step), i.e. the eval-mode model that is tested. ``second_clean_forward``
+  (default true) reproduces it; false uses the first f(x) for both terms (one pass cheaper).
 
 Defaults: K = 10, β = 6 (official CIFAR-10 settings; MNIST uses β = 1, K = 40, α = 0.01 at ε = 0.3).
 The official CIFAR step size is α = 0.007 at ε = 0.031 (≈ 0.226ε); the default here is ε-relative,
@@ -25,7 +29,8 @@ renormalisation; same idea, not the same update).
 
 Cost accounting (units of one forward+backward per example; a forward alone is FORWARD_ONLY):
 attack = FORWARD_ONLY (p(x), no grad) + K (forward+backward to the input per step);
-training = 2 (forwards on x and x', one backward through both) → K + 2 + 1/3 per example.
+training = 3 (forwards on x, x and x', one backward through all three; 2 without the second
+clean forward) → K + 3 + 1/3 per example (K + 2 + 1/3).
 
 Helpers shared with ``mart``, ``backward_smoothing`` and ``local_ball`` live here:
 ``kl_per_example``, ``eval_mode``, ``signed_ascent``.
@@ -112,6 +117,8 @@ class TRADESParams:
                        doc="attack step size, absolute or ε-relative (official: 0.007 at ε=0.031)")
     beta: float = hp(6.0, low=0.0, high=1000.0, doc="weight β of the KL robustness term (official: 6 CIFAR, 1 MNIST)")
     init_std: float = hp(0.001, low=0.0, high=1.0, doc="std of the Gaussian attack start x + σ·N(0, I)")
+    second_clean_forward: bool = hp(True, doc="run f(x) again (train mode) for p(x) in the KL term, as the official "
+                                              "code does: same loss and gradient, BN running statistics see x twice")
 
 
 @register_method
@@ -127,7 +134,13 @@ class TRADES(Method):
         with eval_mode(ctx.raw_model):
             x_adv = trades_attack(ctx.raw_model, x, eps, alpha, self.p.steps, norm, self.p.init_std)
         logits_nat = ctx.model(x)
-        logits_adv = ctx.model(x_adv)
-        per = trades_per_example(logits_nat, logits_adv, y, self.p.beta)
+        if self.p.second_clean_forward:
+            # official order: CE's forward on x, then the KL's on x' and on x again
+            logits_adv = ctx.model(x_adv)
+            logits_nat_kl = ctx.model(x)
+        else:
+            logits_adv, logits_nat_kl = ctx.model(x_adv), logits_nat
+        per = F.cross_entropy(logits_nat, y, reduction="none") + self.p.beta * kl_per_example(logits_nat_kl, logits_adv)
+        forwards = 3.0 if self.p.second_clean_forward else 2.0
         return StepResult(self.weighted_mean(per, ctx), logits_adv.detach(),
-                          cost=self.p.steps + 2.0 + FORWARD_ONLY, x_adv=x_adv, per_example_loss=per.detach())
+                          cost=self.p.steps + forwards + FORWARD_ONLY, x_adv=x_adv, per_example_loss=per.detach())

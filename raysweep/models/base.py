@@ -2,6 +2,7 @@
 and the fraction of the network's multiply-accumulates each block accounts for (the unit of
 ``cost`` when a method runs a subnetwork)."""
 
+import threading
 from typing import List, Optional, Sequence
 
 import torch
@@ -93,29 +94,49 @@ class ClassifierNet(nn.Module):
         return 1.0 - sum(f for f, k in zip(fr, block_mask) if not k)
 
 
+MAC_LAYERS = (nn.Conv2d, nn.Linear)
+
+
+def layer_macs(mod: nn.Module, out: torch.Tensor) -> int:
+    """Multiply-accumulates one call of a convolution or linear layer did (for the whole batch)."""
+    if isinstance(mod, nn.Conv2d):
+        return out.numel() * mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+    if isinstance(mod, nn.Linear):
+        return out.numel() * mod.in_features
+    return 0
+
+
 def model_macs(model: nn.Module, input_shape) -> int:
     """Multiply-accumulates of one forward pass of one example (convolutions and linear layers)."""
     return int(sum(_module_macs(model, input_shape).values()))
+
+
+_PROBE = threading.local()
+
+
+def probing() -> bool:
+    """True while a one-example forward measures a model's MACs (not work to be counted)."""
+    return getattr(_PROBE, "on", False)
 
 
 def _module_macs(model: nn.Module, input_shape):
     macs = {}
 
     def hook(mod, inp, out):
-        if isinstance(mod, nn.Conv2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
-            macs[mod] = out.numel() * k
-        elif isinstance(mod, nn.Linear):
-            macs[mod] = out.numel() * mod.in_features
+        macs[mod] = layer_macs(mod, out)
 
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, MAC_LAYERS)]
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        model(torch.zeros((1,) + tuple(input_shape), device=next(model.parameters()).device))
-    model.train(was_training)
-    for h in hs:
-        h.remove()
+    _PROBE.on = True
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1,) + tuple(input_shape), device=next(model.parameters()).device))
+    finally:
+        _PROBE.on = False
+        model.train(was_training)
+        for h in hs:
+            h.remove()
     return macs
 
 

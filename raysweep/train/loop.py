@@ -94,7 +94,7 @@ class TrialRun:
                                     augment=self.data.augment, device=self.device, rank=self.dist.rank,
                                     world_size=self.dist.world_size)
         self.policy = None
-        if spec.pruning is not None:
+        if spec.pruning is not None and spec.pruning.mode != "none":  # none: the unpruned baseline of a pruning sweep
             from .pruning import make_policy
 
             self.policy = make_policy(spec.pruning, self)
@@ -104,6 +104,13 @@ class TrialRun:
         self._start = 0
         self.totals = {"train_time_s": 0.0, "cost": 0.0, "restarts": 0.0}
         self.history: List[Dict[str, float]] = []
+        request = self.method.teacher_request()
+        if request is not None:
+            from .teacher import TeacherStage
+
+            self.teacher = TeacherStage(self, request)  # trained or loaded before the first epoch
+        else:
+            self.teacher = None
         self.method.setup(self)
 
     # ------------------------------------------------------------------
@@ -137,8 +144,14 @@ class TrialRun:
         return passes_times_examples / max(1, len(self.data.train))
 
     # ------------------------------------------------------------------
+    def ensure_teacher(self) -> None:
+        """Train or load the method's teacher, once (a resumed trial restores it instead)."""
+        if self.teacher is not None and not self.teacher.ready:
+            self.teacher.prepare()
+
     def train_epoch(self, epoch: int) -> Dict[str, float]:
         spec = self.spec
+        self.ensure_teacher()  # outside the epoch's timer: the stage charges its own time
         self.raw_model.train()
         self.loader.set_epoch(epoch)
         synchronize(self.device)
@@ -165,6 +178,7 @@ class TrialRun:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 res = self.method.step(ctx, x, y)
             res.loss.backward()
+            self.method.after_backward(self)
             if spec.train.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), spec.train.grad_clip)
             self.optimizer.step()
@@ -215,6 +229,7 @@ class TrialRun:
             "optimizer": self.optimizer.state_dict(),
             "method": self.method.state_dict(),
             "policy": self.policy.state_dict() if self.policy is not None else {},
+            "teacher": self.teacher.state_dict() if self.teacher is not None else {},
             "totals": dict(self.totals),
             "stopped": self.stopped,
             "best": self.best if self.best is not None else {},
@@ -227,6 +242,9 @@ class TrialRun:
         self.stopped = bool(state.get("stopped", False))
         self.best = state.get("best") or None
         self.raw_model.load_state_dict(state["model"])
+        if self.teacher is not None:
+            # before the optimiser: installing the teacher may add a parameter group (a projection)
+            self.teacher.load_state_dict(state.get("teacher") or {})
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_state_dict(state.get("method", {}))
         if self.policy is not None:
@@ -264,6 +282,8 @@ class TrialRun:
             self.launched_at = None  # once per process: a resumed trial reports its own start-up
         if self.policy is not None:
             metrics.update(self.policy.metrics())
+        if self.teacher is not None:
+            metrics.update(self.teacher.metrics())
         metrics = {k: float(v) for k, v in metrics.items()}
         collapsed = self.collapsed(metrics)
         if collapsed:

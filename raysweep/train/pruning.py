@@ -59,10 +59,22 @@ Adv-GRAD-MATCH) were not available in detail; what is here is our reading of GRA
   ``high``/``low``/``both`` also work in dynamic mode, on the recent losses.
 
 **Cost accounting.** The policy hooks run inside ``TrialRun.train_epoch``, whose wall time
-already includes them, so only cost units are charged here (``run.add_cost(0, units)``):
-a scoring pass costs the method's step without its backward (res.cost − 2/3, at least 1/3)
-plus one forward (1/3) for the features, per example, in ``run.cost_units`` (clean-epoch)
-units. Selection arithmetic (OMP) is wall time only.
+already includes them, so only cost units are charged here (``run.add_cost(0, units)``).
+A scoring pass is *measured*, not estimated (``raysweep.train.passes``): every convolution and
+linear layer that runs during it counts its MACs (forward 1/3, backward 2/3 of a pass), so
+the method's attack passes, its loss forwards (two for TRADES, MART and Backward Smoothing,
+2 + m for local-ball), the subnetwork fraction of FP-Better, a teacher's forward and the
+feature forward of ``gradmatch`` are each charged what they cost, in ``run.cost_units``
+(clean-epoch) units. Selection arithmetic (OMP) is wall time only.
+
+**No side effects.** A scoring pass runs the method's step in train mode (as training does),
+but leaves the trial as it found it: BN running statistics and every other buffer, the
+method's state (e.g. FP-Better's mask generator and p_L) and the global RNG streams are
+restored afterwards, so training after a selection is the training it would have been.
+
+**Warm-up.** ``warmup_epochs`` defaults to 5, Kaufmann's ``pruning_epoch`` default; their
+MNIST sweep prunes after 1 of 2 epochs. Shorter runs must set it (a config error says so
+when it is not below ``train.epochs``).
 
 **DDP.** Every rank must train on the same subset: per-example losses are all-reduced (a
 full-length vector, each rank filling its own indices), scoring passes shard the data the
@@ -70,6 +82,7 @@ way the loader does and all-reduce features, randomness is derived from the tria
 the final indices and weights are broadcast from rank 0.
 """
 
+import copy
 import math
 from fractions import Fraction
 from typing import Any, Dict, List, Optional, Tuple
@@ -77,7 +90,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..methods.base import FORWARD_ONLY, StepContext
+from ..methods.base import StepContext
+from .passes import count_passes
 from .spec import PruningSpec
 
 LOSS_RULES = ("high", "low", "both", "loss")
@@ -405,7 +419,30 @@ class PruningPolicy:
     def _scoring_pass(self, run, need_features: bool):
         """One pass over the whole training set, sharded like the loader. Returns the
         per-example adversarial losses, or (features, softmax − onehot) of the examples the
-        method trains on (its adversarial examples when it makes some, else clean)."""
+        method trains on (its adversarial examples when it makes some, else clean).
+        Measured cost; no side effects on the model, the method or the RNG (module docstring)."""
+        model = run.raw_model
+        devices = [run.device.index or 0] if run.device.type == "cuda" else []
+        buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+        method_state = copy.deepcopy(run.method.state_dict())
+        method_plain = {k: v for k, v in vars(run.method).items() if isinstance(v, (bool, int, float, str, type(None)))}
+        was_training = model.training
+        try:
+            with torch.random.fork_rng(devices=devices), count_passes(model, tuple(run.data.input_shape)) as count:
+                out = self._score(run, need_features)
+        finally:
+            model.train(was_training)
+            model.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for k, b in model.named_buffers():
+                    b.copy_(buffers[k])
+            run.method.load_state_dict(method_state)
+            vars(run.method).update(method_plain)
+        (total,) = run.dist.all_reduce_sum([count.units], self.device)
+        self._charge(run, run.cost_units(total))
+        return out
+
+    def _score(self, run, need_features: bool):
         model, method = run.raw_model, run.method
         train = run.data.train
         bs = int(run.spec.train.batch_size)
@@ -418,47 +455,37 @@ class PruningPolicy:
         losses = torch.zeros(n, device=self.device)
         feats = resid = None
         use_method = True
-        local_cost = 0.0
-        was_training = model.training
-        try:
-            for a, b in bounds:
-                pos = torch.tensor_split(torch.arange(a, b), world)[rank]
-                i_dev = pos.to(train.x.device)
-                x = train.floats(i_dev).to(self.device)
-                y = train.y[i_dev].to(self.device)
-                x_in = x
-                if use_method:
-                    model.train()
-                    ctx = StepContext(model, model, int(getattr(run, "epoch", 0)), self.num_classes,
-                                      tuple(run.data.input_shape), None)
-                    with torch.enable_grad():
-                        res = method.step(ctx, x, y)
-                    local_cost += max(float(res.cost) - 2 * FORWARD_ONLY, FORWARD_ONLY) * len(y)
-                    if res.per_example_loss is not None:
-                        losses[pos.to(self.device)] = res.per_example_loss.detach().float()
-                    else:
-                        losses[pos.to(self.device)] = F.cross_entropy(res.logits, y, reduction="none").float()
-                    if res.x_adv is not None:
-                        x_in = res.x_adv.detach()
-                    elif need_features:
-                        use_method = False  # no attack: clean examples, skip the method from now on
-                    del res
-                if need_features:
-                    model.eval()
-                    f, logits = self._features(model, x_in)
-                    local_cost += FORWARD_ONLY * len(y)
-                    if feats is None:
-                        feats = torch.zeros(n, f.shape[1], device=self.device)
-                        resid = torch.zeros(n, logits.shape[1], device=self.device)
-                    r = F.softmax(logits.float(), dim=1)
-                    r[torch.arange(len(y), device=r.device), y] -= 1.0
-                    feats[pos.to(self.device)] = f.float()
-                    resid[pos.to(self.device)] = r
-        finally:
-            model.train(was_training)
-            model.zero_grad(set_to_none=True)
-        (total_cost,) = run.dist.all_reduce_sum([local_cost], self.device)
-        self._charge(run, run.cost_units(total_cost))
+        for a, b in bounds:
+            pos = torch.tensor_split(torch.arange(a, b), world)[rank]
+            i_dev = pos.to(train.x.device)
+            x = train.floats(i_dev).to(self.device)
+            y = train.y[i_dev].to(self.device)
+            x_in = x
+            if use_method:
+                model.train()
+                ctx = StepContext(model, model, int(getattr(run, "epoch", 0)), self.num_classes,
+                                  tuple(run.data.input_shape), None)
+                with torch.enable_grad():
+                    res = method.step(ctx, x, y)
+                if res.per_example_loss is not None:
+                    losses[pos.to(self.device)] = res.per_example_loss.detach().float()
+                else:
+                    losses[pos.to(self.device)] = F.cross_entropy(res.logits, y, reduction="none").float()
+                if res.x_adv is not None:
+                    x_in = res.x_adv.detach()
+                elif need_features:
+                    use_method = False  # no attack: clean examples, skip the method from now on
+                del res
+            if need_features:
+                model.eval()
+                f, logits = self._features(model, x_in)
+                if feats is None:
+                    feats = torch.zeros(n, f.shape[1], device=self.device)
+                    resid = torch.zeros(n, logits.shape[1], device=self.device)
+                r = F.softmax(logits.float(), dim=1)
+                r[torch.arange(len(y), device=r.device), y] -= 1.0
+                feats[pos.to(self.device)] = f.float()
+                resid[pos.to(self.device)] = r
         if need_features:
             return _all_reduce_(feats, run), _all_reduce_(resid, run)
         return _all_reduce_(losses, run).cpu()

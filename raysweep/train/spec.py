@@ -43,7 +43,8 @@ class TrainSpec:
     momentum: float = hp(0.9, low=0.0, high=1.0, high_open=True)
     weight_decay: float = hp(5e-4, low=0.0, high=1.0)
     schedule: str = hp("cyclic", choices=("constant", "cyclic", "multistep", "cosine"))
-    cyclic_peak: float = hp(0.4, low=0.0, high=1.0, doc="cyclic: fraction of training at which the LR peaks")
+    cyclic_peak: float = hp(0.4, low=0.0, high=1.0, doc="cyclic: fraction of training at which the LR peaks "
+                            "(Wong et al.'s MNIST code: 0.4; their CIFAR-10 code: 0.5)")
     milestones: List[float] = hp([0.5, 0.75], doc="multistep: fractions of training where the LR is multiplied by gamma")
     gamma: float = hp(0.1, low=0.0, low_open=True, high=1.0)
     eps_warmup: float = hp(0.0, low=0.0, high=1.0, doc="fraction of training over which the training ε ramps linearly from 0 (0: off)")
@@ -71,10 +72,11 @@ class EvalSpec:
 class PruningSpec:
     """Data pruning policy, composable with any method (see raysweep.train.pruning)."""
 
-    mode: str = hp("static", choices=("static", "dynamic"))
+    mode: str = hp("static", choices=("static", "dynamic", "none"),
+                   doc="none: train on all data (the unpruned baseline inside a pruning sweep)")
     keep: float = hp(0.5, low=0.0, low_open=True, high=1.0, high_open=True, doc="fraction of training examples kept")
     rule: str = hp("low", choices=("high", "low", "both", "random", "loss", "gradmatch"))
-    warmup_epochs: int = hp(1, low=0)
+    warmup_epochs: int = hp(5, low=0, doc="epochs on all data before the first selection (Kaufmann et al.'s pruning_epoch default)")
     every: int = hp(5, low=1, doc="dynamic: re-select every this many epochs")
     stratified: bool = hp(True, doc="apply the rule per class, keeping class proportions")
 

@@ -78,6 +78,8 @@ class MlflowSync:
             tags = {"method": rec["method"], "status": rec["status"], "optuna_trial": rec["trial"],
                     "method_fidelity": get_method(rec["method"]).fidelity,
                     "sampled": json.dumps(rec["sampled"], sort_keys=True)}
+            if rec.get("label"):
+                tags["label"] = rec["label"]
             rec["run_id"] = self.tracker.start_child(self.parent_id, f"trial-{rec['trial']:03d}-{rec['method']}", params, tags)
             self.state.save()
         run_id = rec["run_id"]
@@ -146,6 +148,8 @@ class MlflowTrialRecorder(Callback):
                    "sampled": cfg.get("sampled", {}), "spec": spec, "status": "PENDING", "metrics": {},
                    "history": [], "logged": [], "run_id": None, "checkpoint_path": None, "retries": 0,
                    "error": None, "train_run_name": cfg.get("train_run_name"), "pending_tags": {}}
+            if cfg.get("label"):
+                rec["label"] = cfg["label"]
             self.state.trials[key] = rec
         rec["tune_trial_id"] = trial.trial_id
         return rec
@@ -223,7 +227,7 @@ class MlflowTrialRecorder(Callback):
     def rows(self) -> List[Dict[str, Any]]:
         out = []
         for rec in self.state.trials.values():
-            out.append({"trial": rec["trial"], "method": rec["method"], "status": rec["status"],
+            out.append({"trial": rec["trial"], "method": rec["method"], "status": rec["status"], "label": rec.get("label"),
                         "run_id": rec["run_id"], "checkpoint_path": rec.get("checkpoint_path"),
                         "retries": rec.get("retries", 0), "error": rec.get("error"),
                         **{f"param:{k}": v for k, v in rec["sampled"].items() if k != "method"},
@@ -283,7 +287,8 @@ class ProgressPrinter(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         r = self.rec.state.trials.get(str(trial.config.get("optuna_trial")), {})
-        self._line(f"start trial {r.get('trial', '?')} ({r.get('method', '?')}) {_short(r.get('sampled', {}))}")
+        name = f" [{r['label']}]" if r.get("label") else ""
+        self._line(f"start trial {r.get('trial', '?')} ({r.get('method', '?')}){name} {_short(r.get('sampled', {}))}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = self.rec.state.trials.get(str(trial.config.get("optuna_trial")), {})

@@ -161,14 +161,21 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     parent_id = tracker.start_parent(sweep_dir.name, {"raysweep.config_file": cfg.file, "methods": ",".join(cfg.methods),
                                                       "raysweep.sweep_dir": str(sweep_dir)},
                                      existing_run_id=state.data.get("parent_run_id"))
+    import yaml
+
+    cfg_copy = sweep_dir / "sweep.yaml"
+    resolved = yaml.safe_dump(cfg.raw, sort_keys=False)
+    if state.data.get("parent_run_id") and cfg_copy.is_file() and cfg_copy.read_text() != resolved:
+        # resumed from an edited YAML (e.g. with a configuration added): keep the config that ran
+        # first, record the new one beside it
+        cfg_copy = sweep_dir / f"sweep-resumed-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
+        cfg_copy.write_text(resolved)
+        _safe(errors, tracker.log_artifact, parent_id, cfg_copy)
     if not state.data.get("parent_run_id"):
         state.data.update(parent_run_id=parent_id, tracking_uri=tracking_uri, experiment=experiment,
                           config_file=str(cfg.file), name=cfg.name)
         state.save()
-        import yaml
-
-        cfg_copy = sweep_dir / "sweep.yaml"
-        cfg_copy.write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
+        cfg_copy.write_text(resolved)
         _safe(errors, tracker.log_artifact, parent_id, cfg_copy)
         _safe(errors, tracker.log_params, parent_id, {
             "sweep.sampler": cfg.sweep.sampler, "sweep.num_samples": cfg.sweep.num_samples, "sweep.seed": cfg.sweep.seed,
@@ -304,16 +311,24 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
         rec.setdefault("pending_tags", {})["pareto_optimal"] = str(r["pareto_optimal"]).lower()
 
     if cfg.final_eval.enabled and front:
-        members = front if cfg.final_eval.members == "front" else [max(front, key=lambda r: r.get("val_robust_acc", -1))]
-        final_evaluate(cfg, members, use_gpu, printer)
+        fe = cfg.final_eval
+        if fe.members == "all":
+            members = list(finished)
+        elif fe.members == "front":
+            members = front
+        else:
+            members = [max(front, key=lambda r: r.get("val_robust_acc", -1))]
+        final_evaluate(cfg, members, use_gpu, printer, records=sync.state.trials)
         for r in members:
             test = {k: v for k, v in r.items() if k.startswith("test_")}
             if test:
                 from ..evaluation.suite import masking_flags
 
                 rec = sync.state.trials[str(r["trial"])]
-                rec["test"] = test
-                rec.setdefault("pending_metrics", {}).update(test)
+                if rec.get("test") != test:
+                    rec["test"] = test
+                    rec["test_config"] = _eval_signature(cfg)
+                    rec.setdefault("pending_metrics", {}).update(test)
                 flags = masking_flags(test, pgd_aa_gap=cfg.final_eval.pgd_aa_gap)
                 r.update({f"masking_{k}": v for k, v in flags.items()})
                 rec.setdefault("pending_tags", {}).update({f"masking_{k}": str(v).lower() for k, v in flags.items()})
@@ -344,16 +359,38 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
             "pareto_csv": str(csv_path), "pareto_png": str(png_path) if finished else None}
 
 
-def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer):
-    """Test-set evaluation of the front's checkpoints, as Ray tasks (in parallel, on GPUs
-    when there are any). Runs after selection, so it cannot influence which trials are shown."""
+def _eval_signature(cfg: SweepConfig) -> Dict[str, Any]:
+    """What a final evaluation depends on: a resumed sweep reuses results with the same one."""
+    fe = cfg.final_eval
+    return {"attacks": list(fe.attacks), "n": fe.n, "attack_n": dict(fe.attack_n), "best": fe.best}
+
+
+def attack_groups(attacks: List[str], n: Optional[int], attack_n: Dict[str, int]) -> List[tuple]:
+    """[(n_images, [attacks...])]: attacks sharing an image count run together, the cheap
+    full-set ones first. ``None`` means the whole test set."""
+    groups: Dict[Optional[int], List[str]] = {}
+    for a in attacks:
+        groups.setdefault(attack_n.get(a, n), []).append(a)
+    return sorted(groups.items(), key=lambda kv: (kv[0] is not None, -(kv[0] or 0)))
+
+
+def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer, records: Optional[Dict] = None):
+    """Test-set evaluation of the members' checkpoints, as Ray tasks (in parallel, on GPUs
+    when there are any). Runs after selection, so it cannot influence which trials are shown.
+
+    Every seed of a ``repeats`` trial is evaluated: the row gets the mean (``test_<a>_acc``),
+    the spread (``_std``) and each seed's value (``_seed<i>``). A member whose record already
+    holds results of the same evaluation (a resumed sweep) is not evaluated again."""
     import ray
 
     from ..evaluation import evaluate_state
     from ..train.ray_worker import load_state
 
+    fe = cfg.final_eval
+    groups = attack_groups(list(fe.attacks), fe.n, dict(fe.attack_n))
+
     @ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)
-    def _eval(spec, ckpt_path, attacks, n):
+    def _eval(spec, ckpt_path, groups, with_best):
         import torch
         from ray.train import Checkpoint
 
@@ -362,38 +399,59 @@ def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer
             state = load_state(d)
         seeds = state["seeds"] if "seeds" in state else [state]
 
-        def mean_over_seeds(which):
-            per_seed = []
+        def per_seed(which):
+            out = []
             for st in seeds:
                 best = st.get("best") or {}
                 use_best = which == "best" and best.get("model") is not None and best.get("epoch") != st["epoch"]
-                per_seed.append(evaluate_state(spec, best["model"] if use_best else st["model"], attacks, n=n))
-            out = {k: sum(p[k] for p in per_seed) / len(per_seed) for k in per_seed[0]}
-            if len(per_seed) > 1:  # repeats: the mean is what the front shows; the spread is logged
-                for k in per_seed[0]:
-                    if k.endswith("_acc"):
-                        out[k + "_std"] = (sum((p[k] - out[k]) ** 2 for p in per_seed) / len(per_seed)) ** 0.5
+                weights = best["model"] if use_best else st["model"]
+                res: Dict[str, float] = {}
+                for n, attacks in groups:
+                    r = evaluate_state(spec, weights, attacks, n=n)
+                    res.update({k: v for k, v in r.items() if k != "test_n"})
+                    res[f"test_n_{'all' if n is None else n}"] = r["test_n"]
+                    res.setdefault("test_n", r["test_n"])  # the largest set (groups run largest first)
+                out.append(res)
             return out
 
-        last = mean_over_seeds("last")
-        # the best-on-validation checkpoint too: test_best_* (equal to the last when it is the last)
-        has_best = any((st.get("best") or {}).get("epoch") not in (None, st["epoch"]) for st in seeds)
-        best = mean_over_seeds("best") if has_best else last
-        last.update({k.replace("test_", "test_best_", 1): v for k, v in best.items() if k.startswith("test_") and k != "test_n"})
-        last["best_epoch"] = float(max((st.get("best") or {}).get("epoch", st["epoch"]) for st in seeds))
-        return last
+        def summarise(results):
+            out = {k: sum(p[k] for p in results) / len(results) for k in results[0]}
+            if len(results) > 1:  # repeats: the mean is what the front shows; spread and seeds are logged
+                for k in results[0]:
+                    if k.endswith("_acc"):
+                        out[k + "_std"] = (sum((p[k] - out[k]) ** 2 for p in results) / len(results)) ** 0.5
+                        for i, p in enumerate(results):
+                            out[f"{k}_seed{i}"] = p[k]
+            return out
 
+        out = summarise(per_seed("last"))
+        has_best = any((st.get("best") or {}).get("epoch") not in (None, st["epoch"]) for st in seeds)
+        if with_best:
+            # the best-on-validation checkpoint: test_best_* (equal to the last when it is the last)
+            best = summarise(per_seed("best")) if has_best else out
+            out.update({k.replace("test_", "test_best_", 1): v for k, v in list(best.items())
+                        if k.startswith("test_") and not k.startswith("test_n")})
+        out["best_epoch"] = float(max((st.get("best") or {}).get("epoch", st["epoch"]) for st in seeds))
+        return out
+
+    signature = _eval_signature(cfg)
     jobs = []
+    reused = 0
     for r in members:
+        rec = (records or {}).get(str(r["trial"])) or {}
+        if rec.get("test") and rec.get("test_config") == signature:
+            r.update(rec["test"])
+            reused += 1
+            continue
         ck = r.get("checkpoint_path")
         if not ck or (not is_uri(ck) and not Path(ck).exists()):
             printer(f"raysweep: trial {r['trial']}: no checkpoint to evaluate", flush=True)
             continue
         spec = _spec_of(cfg, r)
-        jobs.append((r, _eval.remote(spec, ck, list(cfg.final_eval.attacks), cfg.final_eval.n)))
-    n_desc = "all" if cfg.final_eval.n is None else str(cfg.final_eval.n)
-    printer(f"raysweep: final evaluation of {len(jobs)} front checkpoint(s) on the test set ({n_desc} examples: "
-            f"{', '.join(cfg.final_eval.attacks)})", flush=True)
+        jobs.append((r, _eval.remote(spec, ck, groups, fe.best)))
+    desc = "; ".join(f"{', '.join(a)} on {'all' if n is None else n} test images" for n, a in groups)
+    printer(f"raysweep: final evaluation of {len(jobs)} checkpoint(s) on the test set ({desc})"
+            + (f"; {reused} already evaluated" if reused else ""), flush=True)
     for r, ref in jobs:
         try:
             r.update(ray.get(ref))
@@ -408,7 +466,7 @@ def _spec_of(cfg: SweepConfig, row: Dict) -> Dict:
 
 
 def _table_row(r: Dict, objectives) -> Dict[str, Any]:
-    keep = ["trial", "method", "status", "pareto_optimal"] + [o["metric"] for o in objectives]
+    keep = ["trial", "label", "method", "status", "pareto_optimal"] + [o["metric"] for o in objectives]
     keep += ["val_clean_acc", "val_robust_acc", "val_fgsm_acc", "train_time_s", "cost", "epoch", "catastrophic_overfit"]
     out = {}
     for k in keep:
@@ -434,7 +492,7 @@ def _print_summary(cfg, finished, failed, front, objectives, printer):
     printer(f"raysweep: {len(finished)} trials finished, {len(failed)} failed; Pareto front: {len(front)} points", flush=True)
     if not front:
         return
-    cols = ["trial", "method"] + [o["metric"] for o in objectives]
+    cols = ["trial"] + (["label"] if any(r.get("label") for r in front) else []) + ["method"] + [o["metric"] for o in objectives]
     for extra in ("val_clean_acc", "val_robust_acc", "cost", "test_clean_acc", "test_pgd20_acc", "best_epoch",
                   "test_best_pgd20_acc"):
         if extra not in cols and any(extra in r for r in front):

@@ -54,9 +54,15 @@ def open_study(cfg: SweepConfig, storage_url: str, study_name: str) -> optuna.St
         study_name=study_name, storage=storage_url, load_if_exists=True, sampler=make_sampler(cfg),
         directions=["minimize" if o.mode == "min" else "maximize" for o in cfg.objectives],
     )
-    if not study.trials:  # a new study: the YAML's enqueued points come first
-        for point in cfg.sweep.enqueue:
-            study.enqueue_trial(point)
+    # A new study: the YAML's enqueued points come first. A resumed one: labelled points the YAML
+    # gained since (e.g. a tuned configuration added to a reproduction) are queued, nothing twice.
+    known = {t.user_attrs.get("label") for t in study.trials}
+    for point in cfg.sweep.enqueue:
+        label = point.get("label")
+        if study.trials and (not label or label in known):
+            continue
+        study.enqueue_trial({k: v for k, v in point.items() if k != "label"},
+                            user_attrs={"label": label} if label else None)
     return study
 
 
@@ -76,16 +82,18 @@ class OptunaMultiObjectiveSearch(Searcher):
         return True  # objectives come from the YAML, not from TuneConfig
 
     def suggest(self, trial_id: str) -> Optional[Dict[str, Any]]:
+        label = None
         if self.pending:
             number, sampled = self.pending.pop(0)
         else:
             ot = self.study.ask()
             number, sampled = ot.number, sample_point(ot, self.cfg)
+            label = ot.user_attrs.get("label")  # an enqueued point's name
         spec = self.cfg.trial_spec(sampled)
         self.live[trial_id] = number
         self.suggested += 1
         return {"sampled": sampled, "spec": spec.to_dict(), "optuna_trial": number,
-                "train_run_name": train_run_name(number)}
+                "train_run_name": train_run_name(number), "label": label}
 
     def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False) -> None:
         number = self.live.pop(trial_id, None)
