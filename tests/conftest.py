@@ -30,7 +30,10 @@ def ray_session():
     tmp = ray_temp_dir(REPO)
     Path(tmp).mkdir(parents=True, exist_ok=True)
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp)
+        from raysweep.tune.trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
+                 resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY})  # as raysweep's own local Ray
     yield ray
     ray.shutdown()
 

@@ -63,3 +63,34 @@ def test_stock_ray_trainer_path_still_works(ray_session, tiny_yaml, tmp_path, mo
     summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
     assert summary["finished"] == 2 and summary["failed"] == 0
     assert all(int(r["epoch"]) == 1 and r.get("startup_s", 0) > 0 for r in summary["rows"])
+
+
+def test_two_ray_train_trials_train_at_the_same_time_on_two_cpus(ray_session, tmp_path, monkeypatch):
+    """'2 at a time' on a 2-CPU Ray: each trial's worker takes one CPU and its driver takes none
+    (a custom resource), so both workers run at once. The method's first step waits until both
+    trials are training; a worker left waiting for a CPU would make it time out."""
+    from raysweep.tune.trainable import TRIAL_DRIVER, trial_resources
+
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "meet.yaml"
+    f.write_text(f"""
+name: meet
+imports: [rendezvous_methods]
+method: rendezvous
+dataset: {{name: synthetic, val_size: 64, train_size: 256}}
+model: {{name: small_cnn, width: 4}}
+threat: {{norm: linf, eps: 0.1}}
+train: {{epochs: 1, batch_size: 64, lr: 0.01, optimizer: adam, weight_decay: 0.0}}
+eval: {{val_pgd_steps: 1}}
+params: {{meeting_dir: {tmp_path / 'meeting'}, parties: 2, timeout_s: 90}}
+sweep: {{num_samples: 2, max_concurrent: 2, sampler: random, seed: 0, max_failures: 0}}
+resources: {{num_workers: 1, cpus_per_worker: 1, executor: train}}
+final_eval: {{enabled: false}}
+""")
+    cfg = load_config(f)
+    bundle = trial_resources(cfg.resources, use_gpu=False).bundles[0]
+    assert bundle == {TRIAL_DRIVER: 1}, bundle  # no CPU share for the driver
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    assert summary["finished"] == 2 and summary["failed"] == 0, [r.get("error") for r in summary["rows"]]
+    assert len(list((tmp_path / "meeting").glob("arrived-*"))) == 2
+    assert _wait_all_cpus_free(ray_session), ray_session.available_resources()

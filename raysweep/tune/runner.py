@@ -73,8 +73,10 @@ def init_ray(workdir: Path):
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION", "0")
     tmp = ray_temp_dir(workdir)
     Path(tmp).mkdir(parents=True, exist_ok=True)
+    from .trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
+
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
-             configure_logging=True)
+             configure_logging=True, resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY})
 
 
 def _resolve_gpu(cfg: SweepConfig) -> bool:

@@ -82,6 +82,12 @@ def uses_inprocess(resources, use_gpu: bool) -> bool:
     return resources.executor == "inprocess" or (resources.executor == "auto" and resources.num_workers == 1 and not use_gpu)
 
 
+# A custom resource that a Ray Train trial's driver process reserves instead of CPU. raysweep's own
+# local Ray has plenty of it; on a cluster the head can offer it too (cluster.yaml does).
+TRIAL_DRIVER = "raysweep_trial_driver"
+TRIAL_DRIVER_CAPACITY = 10_000
+
+
 def trial_resources(resources, use_gpu: bool):
     """Resources Tune reserves for the trial process itself."""
     if uses_inprocess(resources, use_gpu):
@@ -89,5 +95,12 @@ def trial_resources(resources, use_gpu: bool):
         if use_gpu:
             bundle["GPU"] = resources.gpus_per_worker
         return tune.PlacementGroupFactory([bundle])
-    # The trial process only drives the trainer; the workers reserve their own CPUs/GPUs.
-    return tune.PlacementGroupFactory([{"CPU": 0.01}])
+    # The trial process only drives the trainer; the workers reserve their own CPUs/GPUs. It must
+    # not take CPU from them: with a CPU share, two 1-CPU trials need 2.02 CPUs and on a 2-core
+    # machine the second trial's worker waits for the first trial to end (then times out), so
+    # "2 at a time" runs one at a time.
+    import ray
+
+    if ray.is_initialized() and ray.cluster_resources().get(TRIAL_DRIVER, 0) > 0:
+        return tune.PlacementGroupFactory([{TRIAL_DRIVER: 1}])
+    return tune.PlacementGroupFactory([{"CPU": 0.01}])  # a cluster that does not offer the resource

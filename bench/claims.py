@@ -1,0 +1,408 @@
+"""Do the seed papers' claims hold? Reads the reproduction sweeps (search_spaces/reproduce/<dataset>/*.yaml, run by
+``scripts/reproduce.sh``) from their sweep state and writes
+
+* ``bench/results/claims.json``: one row per configuration (mean ± std over its seeds of clean, PGD-20 and
+  AutoAttack test accuracy, training time and cost, plus its MLflow run id) and one verdict per claim and dataset;
+* ``bench/results/claims.md``: the tables, also written into README.md between the ``claims`` markers;
+* ``docs/claims_<dataset>.png``: every configuration on one plane, training time against AutoAttack accuracy, with
+  the AutoAttack-evaluated front.
+
+The verdict is computed, not written by hand, from rules stated here (``RULES``), on AutoAttack accuracy (the
+strongest attack; PGD-20 is shown beside it) and measured training time, both as means over the seeds:
+
+* nothing is judged against a baseline below ``MIN_BASELINE_AA`` (30%) AutoAttack accuracy (not a converged robust
+  model);
+* "similar robustness": the method's mean AutoAttack accuracy is at most ``SIMILAR`` (2 points) below the
+  baseline's, or within two standard errors of the difference when the seeds disagree more than that;
+* "higher robustness": above the baseline's by more than two standard errors and at least 1 point;
+* a speed claim holds when the ratio of mean training times (method / baseline) is at or below the claim's bound
+  (``faster``: 0.75; ``third``: 0.45 for "about one third"; ``fraction``: 0.5; ``cheaper``: below 0.95 in time and
+  cost).
+
+A claim holds when both its parts hold for at least one of the method's configurations (the paper defaults and,
+where they fail, the configuration a tuning sweep found on validation data), partly when one part holds, and does
+not hold otherwise; the why names the numbers behind it and what went wrong (catastrophic overfitting, gradient
+masking flags, an unrobust teacher).
+
+    .venv/bin/python bench/claims.py                      # after scripts/reproduce.sh
+    .venv/bin/python bench/claims.py --runs DIR           # sweeps stored elsewhere (default ./raysweep_runs)
+"""
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SIMILAR = 0.02  # points of AutoAttack accuracy (as a fraction) that still count as "similar"
+HIGHER = 0.01
+MIN_BASELINE_AA = 0.3  # a baseline below this is not a converged robust model: nothing is judged against it
+SPEED_BOUND = {"faster": 0.75, "third": 0.45, "fraction": 0.5, "cheaper": 0.95}
+DATASETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+# One entry per claim and dataset: which sweep, which rows are the baseline and the method's candidates.
+# ``robust``: what the paper claims about robustness (similar | higher); ``speed``: the bound above.
+RULES: List[Dict[str, Any]] = []
+for _ds in DATASETS:
+    RULES += [
+        dict(paper="fp_better", dataset=_ds, sweeps=[f"reproduce-fp-better-{_ds}"],
+             claim="Single-step AT on sampled subnetworks: lower training cost and higher robust accuracy than FGSM-RS "
+                   "on the same residual model and epochs.",
+             pairs=[("FGSM-RS", ["FP-Better (paper defaults)", "FP-Better (tuned)"])], robust="higher", speed="cheaper"),
+        dict(paper="data_pruning", dataset=_ds,
+             sweeps=[f"reproduce-data-pruning-{_ds}", f"reproduce-data-pruning-trades-mart-{_ds}"],
+             claim="PGD-AT on a kept fraction of 0.3-0.5 of the data: robust and clean accuracy similar to unpruned "
+                   "PGD-AT, markedly faster; the same with TRADES and MART.",
+             pairs=[("PGD-AT", ["PGD-AT + static pruning, keep 0.5", "PGD-AT + static pruning, keep 0.3",
+                                "PGD-AT + dynamic pruning (GRAD-MATCH), keep 0.5", "PGD-AT + pruning (tuned)"]),
+                    ("TRADES", ["TRADES + static pruning, keep 0.5", "TRADES + pruning (tuned)"]),
+                    ("MART", ["MART + static pruning, keep 0.5", "MART + pruning (tuned)"])],
+             robust="similar", speed="faster", all_pairs=True),
+        dict(paper="local_ball", dataset=_ds, sweeps=[f"reproduce-local-ball-{_ds}"],
+             claim="Local-ball training with weak adversaries (k = 1-2 steps): robust accuracy similar to PGD-AT with a "
+                   "strong adversary, in less training time.",
+             pairs=[("PGD-AT, PGD-40 (strong adversary)", ["local-ball, k = 1", "local-ball, k = 2", "local-ball (tuned)"])],
+             robust="similar", speed="faster"),
+        dict(paper="backward_smoothing", dataset=_ds, sweeps=[f"reproduce-backward-smoothing-{_ds}"],
+             claim="Backward Smoothing: robustness similar to TRADES-10 at about one third of its training time.",
+             pairs=[("TRADES-10", ["Backward Smoothing (paper defaults, beta 1)", "Backward Smoothing (tuned)"])],
+             robust="similar", speed="third"),
+        dict(paper="rrm", dataset=_ds, sweeps=[f"reproduce-rrm-{_ds}"],
+             claim="RRM: a student of another architecture trained on clean images against a robust PGD-AT teacher "
+                   "reaches robust accuracy close to PGD-AT of its architecture at a fraction of its cost.",
+             pairs=[("PGD-AT of the student architecture", ["RRM student (paper defaults)", "RRM student (tuned)"])],
+             robust="similar", speed="fraction", teacher=True),
+    ]
+BASELINE_SWEEP = "reproduce-baselines-{ds}"
+# Levels the baselines' papers report (see search_spaces/reproduce/*/baselines.yaml for the sources).
+BASELINE_TARGETS = {"mnist": {"PGD-AT (PGD-10)": ("pgd20", 0.88)}}
+
+
+# ------------------------------------------------------------------------------------------------ reading sweeps
+def latest_state(runs: Path, experiment: str) -> Optional[Dict[str, Any]]:
+    exp = runs / experiment
+    cands = sorted(p for p in exp.glob("sweep-*") if (p / "state.json").is_file()) if exp.is_dir() else []
+    if not cands:
+        return None
+    data = json.loads((cands[-1] / "state.json").read_text())
+    data["_sweep_dir"] = str(cands[-1])
+    return data
+
+
+def _stat(values: List[float]) -> Dict[str, Any]:
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals:
+        return {"mean": None, "std": None, "seeds": []}
+    m = sum(vals) / len(vals)
+    sd = (sum((v - m) ** 2 for v in vals) / len(vals)) ** 0.5
+    return {"mean": m, "std": sd, "seeds": vals}
+
+
+def _per_seed(src: Dict[str, float], key: str, n: int) -> List[float]:
+    vals = [src.get(f"{key}_seed{i}") for i in range(n)]
+    if all(v is not None for v in vals) and n > 1:
+        return vals
+    return [src[key]] if key in src else []
+
+
+def make_row(rec: Dict[str, Any], state: Dict[str, Any], paper: Optional[str]) -> Dict[str, Any]:
+    spec, m, test = rec["spec"], rec.get("metrics", {}), rec.get("test", {})
+    n = int(spec.get("repeats", 1))
+    pr = spec.get("pruning")
+    pruning = None if not pr or pr.get("mode") == "none" else {
+        k: pr[k] for k in ("mode", "keep", "rule", "warmup_epochs", "every", "stratified") if k in pr}
+    if pruning and pruning["mode"] == "static":
+        pruning.pop("every", None)
+    model = spec["model"]["name"] + (f" (width {spec['model']['width']})" if spec["model"].get("width") else "")
+    row = {
+        "label": rec.get("label") or f"trial {rec['trial']}", "paper": paper, "method": rec["method"], "pruning": pruning,
+        "dataset": spec["dataset"]["name"], "eps": spec["threat"]["eps"], "model": model,
+        "epochs": int(spec["train"]["epochs"]), "seeds": n,
+        "clean": _stat(_per_seed(test, "test_clean_acc", n)),
+        "pgd20": _stat(_per_seed(test, "test_pgd20_acc", n)),
+        "aa": _stat(_per_seed(test, "test_autoattack_acc", n)),
+        "train_time_s": _stat(_per_seed(m, "train_time_s", n)),
+        "cost": _stat(_per_seed(m, "cost", n)),
+        "val_robust_acc": _stat(_per_seed(m, "val_robust_acc", n)),
+        "aa_images": _aa_images(test),
+        "test_images": int(test.get("test_n", 0) or 0),
+        "epochs_run": float(m.get("epoch", 0.0)),
+        "catastrophic_overfit": bool(rec.get("catastrophic_overfit") or m.get("catastrophic_overfit", 0) > 0),
+        "masking": sorted(k for k in ("fgsm_beats_pgd", "pgd_far_above_aa", "blackbox_below_whitebox")
+                          if _flag(test, k)),
+        "experiment": state.get("experiment"), "sweep": Path(state["_sweep_dir"]).name, "trial": rec["trial"],
+        "run_id": rec.get("run_id"), "status": rec["status"],
+    }
+    if rec["method"] == "rrm":
+        row["teacher"] = {k: m.get(k) for k in ("teacher_time_s", "teacher_cost", "teacher_val_robust_acc",
+                                                 "teacher_val_clean_acc", "teacher_catastrophic_overfit", "teacher_epochs")}
+    return row
+
+
+def _aa_images(test: Dict[str, float]) -> int:
+    """Images AutoAttack ran on: the smaller evaluation group (``test_n_<k>``), else all."""
+    if "test_autoattack_acc" not in test:
+        return 0
+    sizes = [int(v) for k, v in test.items() if k.startswith("test_n_") and k != "test_n_all"]
+    return min(sizes) if sizes else int(test.get("test_n", 0))
+
+
+def _flag(test: Dict[str, float], name: str) -> bool:
+    from raysweep.evaluation.suite import masking_flags
+
+    return bool(masking_flags(test).get(name, False))
+
+
+# ------------------------------------------------------------------------------------------------ judging
+def _se(a: Dict[str, Any]) -> float:
+    sd, k = a.get("std") or 0.0, max(1, len(a.get("seeds") or [1]))
+    return sd / math.sqrt(k)
+
+
+def compare(base: Dict[str, Any], cand: Dict[str, Any], robust: str, speed: str, teacher: bool) -> Dict[str, Any]:
+    b, c = base["aa"], cand["aa"]
+    if b["mean"] is None or c["mean"] is None:
+        return {"ok": False, "why": f"{cand['label']}: no AutoAttack result"}
+    diff = c["mean"] - b["mean"]
+    se = math.sqrt(_se(b) ** 2 + _se(c) ** 2)
+    similar = diff >= -max(SIMILAR, 2 * se)
+    higher = diff > max(HIGHER, 2 * se)
+    robust_ok = higher if robust == "higher" else similar
+    t_ratio = cand["train_time_s"]["mean"] / base["train_time_s"]["mean"]
+    c_ratio = cand["cost"]["mean"] / base["cost"]["mean"]
+    out = {"candidate": cand["label"], "aa_diff": diff, "aa_diff_se": se, "time_ratio": t_ratio, "cost_ratio": c_ratio,
+           "robust_ok": robust_ok}
+    if teacher and cand.get("teacher"):
+        t = cand["teacher"].get("teacher_time_s") or 0.0
+        out["time_ratio_teacher_excluded"] = (cand["train_time_s"]["mean"] - t) / base["train_time_s"]["mean"]
+        tc = cand["teacher"].get("teacher_cost") or 0.0
+        out["cost_ratio_teacher_excluded"] = (cand["cost"]["mean"] - tc) / base["cost"]["mean"]
+    bound = SPEED_BOUND[speed]
+    if speed == "cheaper":
+        speed_ok = t_ratio < bound and c_ratio < bound
+    elif teacher:  # the paper's speed-up excludes the teacher; raysweep reports both, judges the paper's
+        speed_ok = out.get("time_ratio_teacher_excluded", t_ratio) <= bound
+    else:
+        speed_ok = t_ratio <= bound
+    out["speed_ok"] = speed_ok
+    out["ok"] = robust_ok and speed_ok
+    out["partly"] = robust_ok or speed_ok
+    return out
+
+
+def _pts(x: Optional[float]) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def describe(base: Dict[str, Any], cand: Dict[str, Any], cmp: Dict[str, Any], robust: str, speed: str) -> str:
+    s = (f"{cand['label']}: AutoAttack {_pts(cand['aa']['mean'])}% vs {_pts(base['aa']['mean'])}% for {base['label']} "
+         f"({cmp['aa_diff'] * 100:+.1f} points, ±{2 * cmp['aa_diff_se'] * 100:.1f} at 2 SE) at {cmp['time_ratio']:.2f}x its "
+         f"training time and {cmp['cost_ratio']:.2f}x its cost")
+    if "time_ratio_teacher_excluded" in cmp:
+        s += f" ({cmp['time_ratio_teacher_excluded']:.2f}x time, {cmp['cost_ratio_teacher_excluded']:.2f}x cost without the teacher)"
+    reasons = []
+    if robust == "higher" and not cmp["robust_ok"]:
+        reasons.append("not more robust" if cmp["aa_diff"] > -SIMILAR else "less robust")
+    if robust == "similar" and not cmp["robust_ok"]:
+        reasons.append("less robust")
+    if not cmp["speed_ok"]:
+        reasons.append({"third": "not about a third of the time", "fraction": "not a fraction of the cost",
+                        "faster": "not markedly faster", "cheaper": "not cheaper"}[speed])
+    for row, who in ((cand, cand["label"]), (base, base["label"])):
+        if row["catastrophic_overfit"]:
+            reasons.append(f"{who} hit catastrophic overfitting in at least one seed (rolled back)")
+        if row["masking"]:
+            reasons.append(f"{who} raises {', '.join(row['masking'])}")
+    t = cand.get("teacher") or {}
+    if t.get("teacher_val_robust_acc") is not None:
+        reasons.append(f"its in-trial teacher holds {_pts(t['teacher_val_robust_acc'])}% validation PGD-10 accuracy")
+    return s + ("; " + "; ".join(reasons) if reasons else "")
+
+
+def judge(rule: Dict[str, Any], rows: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    verdicts, whys = [], []
+    for base_label, cands in rule["pairs"]:
+        base = rows.get(base_label)
+        present = [rows[c] for c in cands if c in rows]
+        if base is None or not present:
+            verdicts.append(None)
+            whys.append(f"{base_label}: not run yet")
+            continue
+        if base["aa"]["mean"] is None or base["aa"]["mean"] < MIN_BASELINE_AA:
+            verdicts.append(None)
+            whys.append(f"{base_label}: AutoAttack {_pts(base['aa']['mean'])}%, below {_pts(MIN_BASELINE_AA)}%: "
+                        f"not a robust baseline, nothing judged against it")
+            continue
+        cmps = [(c, compare(base, c, rule["robust"], rule["speed"], rule.get("teacher", False))) for c in present]
+        best = max(cmps, key=lambda t: (t[1].get("ok", False), t[1].get("partly", False), t[1].get("aa_diff", -1)))
+        c, cmp = best
+        verdicts.append("holds" if cmp.get("ok") else "partly" if cmp.get("partly") else "does not hold")
+        others = [describe(base, o, oc, rule["robust"], rule["speed"]) for o, oc in cmps if o is not c]
+        whys.append(describe(base, c, cmp, rule["robust"], rule["speed"])
+                    + (f" (also run: {'; '.join(others)})" if others else ""))
+    known = [v for v in verdicts if v is not None]
+    if not known:
+        verdict = None
+    elif rule.get("all_pairs"):
+        verdict = "holds" if all(v == "holds" for v in known) and len(known) == len(verdicts) else \
+            ("does not hold" if all(v == "does not hold" for v in known) else "partly")
+    else:
+        verdict = known[0]
+    return {"paper": rule["paper"], "dataset": rule["dataset"], "claim": rule["claim"],
+            "baseline": ", ".join(b for b, _ in rule["pairs"]), "verdict": verdict, "why": " | ".join(whys),
+            "per_baseline": [{"baseline": b, "verdict": v} for (b, _), v in zip(rule["pairs"], verdicts)]}
+
+
+# ------------------------------------------------------------------------------------------------ output
+def _ms(a: Dict[str, Any], pct: bool = True, digits: int = 1) -> str:
+    if a.get("mean") is None:
+        return "–"
+    f = 100.0 if pct else 1.0
+    return f"{a['mean'] * f:.{digits}f} ± {a['std'] * f:.{digits}f}"
+
+
+def markdown(rows: List[Dict[str, Any]], claims: List[Dict[str, Any]], baselines: List[Dict[str, Any]]) -> str:
+    out = []
+    for ds, name in DATASETS.items():
+        cl = [c for c in claims if c["dataset"] == ds]
+        if not cl and not any(r["dataset"] == ds for r in rows):
+            continue
+        eps = next((r["eps"] for r in rows if r["dataset"] == ds), None)
+        out.append(f"#### {name}, ε = {eps} (L∞): verdicts\n")
+        out.append("| paper | claim | baseline | verdict | why (AutoAttack on the first 500 test images, means over 3 seeds) |")
+        out.append("|---|---|---|---|---|")
+        for c in cl:
+            out.append(f"| {c['paper']} | {c['claim']} | {c['baseline']} | **{c['verdict'] or 'not run'}** | {c['why']} |")
+        bl = [b for b in baselines if b["dataset"] == ds]
+        if bl:
+            out.append("")
+            for b in bl:
+                out.append(f"Baseline check: {b['label']}: test {b['metric']} {_pts(b['measured'])}% "
+                           f"(target ≥ {_pts(b['target'])}%): **{'reached' if b['reached'] else 'NOT reached'}**.")
+        out.append(f"\n#### {name}: every configuration (mean ± std over seeds; accuracy in %, test set)\n")
+        out.append("| sweep | configuration | model | epochs | clean | PGD-20 | AutoAttack | train time (s) | cost | flags | MLflow run |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            if r["dataset"] != ds:
+                continue
+            flags = ", ".join((["CO"] if r["catastrophic_overfit"] else []) + r["masking"]) or "–"
+            out.append(f"| {r['experiment'].replace('reproduce-', '')} | {r['label']} | {r['model']} | {r['epochs']} | "
+                       f"{_ms(r['clean'])} | {_ms(r['pgd20'])} | {_ms(r['aa'])} | {_ms(r['train_time_s'], False, 0)} | "
+                       f"{_ms(r['cost'], False, 1)} | {flags} | `{(r['run_id'] or '')[:8]}` |")
+        out.append("")
+    return "\n".join(out)
+
+
+def plot(rows: List[Dict[str, Any]], dataset: str, path: Path) -> Optional[Path]:
+    pts = [r for r in rows if r["dataset"] == dataset and r["aa"]["mean"] is not None]
+    if not pts:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from raysweep.tracking.pareto import pareto_mask
+
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
+    colors = {}
+    cmap = plt.get_cmap("tab10")
+    for r in pts:
+        key = r["method"]
+        colors.setdefault(key, cmap(len(colors) % 10))
+        x, y = r["train_time_s"]["mean"], r["aa"]["mean"]
+        ax.errorbar(x, y, xerr=r["train_time_s"]["std"], yerr=r["aa"]["std"], fmt="o", color=colors[key], ms=6, capsize=2)
+        if r["pgd20"]["mean"] is not None:
+            ax.plot([x, x], [y, r["pgd20"]["mean"]], color=colors[key], lw=0.8, alpha=0.5)
+            ax.plot(x, r["pgd20"]["mean"], marker="_", color=colors[key], ms=10)
+        ax.annotate(r["label"], (x, y), textcoords="offset points", xytext=(5, -9), fontsize=6.5)
+    mask = pareto_mask([[r["train_time_s"]["mean"], r["aa"]["mean"]] for r in pts], ["min", "max"])
+    front = sorted((r for r, m in zip(pts, mask) if m), key=lambda r: r["train_time_s"]["mean"])
+    ax.step([r["train_time_s"]["mean"] for r in front], [r["aa"]["mean"] for r in front], where="post",
+            color="black", lw=1.2, alpha=0.6, label="AutoAttack front")
+    for m, c in colors.items():
+        ax.plot([], [], "o", color=c, label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("training time per seed (s, 2-core CPU, log scale)")
+    ax.set_ylabel("AutoAttack accuracy (dot; the dash above is PGD-20)")
+    eps = pts[0]["eps"]
+    ax.set_title(f"{DATASETS[dataset]}, ε = {eps}: every reproduction configuration (mean ± std over 3 seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def collect(runs: Path) -> Dict[str, Any]:
+    rows: List[Dict[str, Any]] = []
+    by_sweep: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    papers = {s: r["paper"] for r in RULES for s in r["sweeps"]}
+    experiments = sorted({s for r in RULES for s in r["sweeps"]} | {BASELINE_SWEEP.format(ds=d) for d in DATASETS})
+    for exp in experiments:
+        st = latest_state(runs, exp)
+        if st is None:
+            continue
+        for rec in sorted(st.get("trials", {}).values(), key=lambda r: r["trial"]):
+            if rec["status"] != "FINISHED" or not rec.get("test"):
+                continue
+            row = make_row(rec, st, papers.get(exp))
+            rows.append(row)
+            by_sweep.setdefault(exp, {})[row["label"]] = row
+    claims = []
+    for rule in RULES:
+        pool: Dict[str, Dict[str, Any]] = {}
+        for s in rule["sweeps"]:
+            pool.update(by_sweep.get(s, {}))
+        if pool:
+            claims.append(judge(rule, pool))
+    baselines = []
+    for ds, targets in BASELINE_TARGETS.items():
+        pool = by_sweep.get(BASELINE_SWEEP.format(ds=ds), {})
+        for label, (metric, target) in targets.items():
+            if label in pool and pool[label][metric]["mean"] is not None:
+                v = pool[label][metric]["mean"]
+                baselines.append({"dataset": ds, "label": label, "metric": metric, "target": target, "measured": v,
+                                  "reached": v >= target})
+    return {"rows": rows, "claims": claims, "baselines": baselines}
+
+
+def update_readme(md: str, readme: Path) -> bool:
+    text = readme.read_text()
+    start, end = "<!-- claims:start -->", "<!-- claims:end -->"
+    if start not in text or end not in text:
+        return False
+    new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: f"{start}\n{md}\n{end}", text, flags=re.S)
+    readme.write_text(new)
+    return True
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", default=str(REPO / "raysweep_runs"), help="sweep storage (default ./raysweep_runs)")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results"))
+    ap.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's claims section")
+    args = ap.parse_args(argv)
+    result = collect(Path(args.runs))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "claims.json").write_text(json.dumps(result, indent=1, sort_keys=False))
+    md = markdown(result["rows"], result["claims"], result["baselines"])
+    (out / "claims.md").write_text(md + "\n")
+    figs = [plot(result["rows"], ds, REPO / "docs" / f"claims_{ds}.png") for ds in DATASETS]
+    if not args.no_readme:
+        update_readme(md, REPO / "README.md")
+    print(md)
+    print(f"claims: {len(result['rows'])} configurations, {len(result['claims'])} verdicts -> {out / 'claims.json'}; "
+          f"figures: {', '.join(str(f) for f in figs if f)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
