@@ -12,7 +12,7 @@ strongest attack; PGD-20 is shown beside it) and measured training time, both as
 
 * nothing is judged against a baseline below ``MIN_BASELINE_AA`` (30%) AutoAttack accuracy (not a converged robust
   model);
-* "similar robustness": the method's mean AutoAttack accuracy is at most ``SIMILAR`` (2 points) below the
+* "similar robustness" (and, for data pruning, similar clean accuracy by the same rule): the method's mean AutoAttack accuracy is at most ``SIMILAR`` (2 points) below the
   baseline's, or within two standard errors of the difference when the seeds disagree more than that;
 * "higher robustness": above the baseline's by more than two standard errors and at least 1 point;
 * a speed claim holds when the ratio of mean training times (method / baseline) is at or below the claim's bound
@@ -62,7 +62,7 @@ for _ds in DATASETS:
                                 "PGD-AT + dynamic pruning (GRAD-MATCH), keep 0.5", "PGD-AT + pruning (tuned)"]),
                     ("TRADES", ["TRADES + static pruning, keep 0.5", "TRADES + pruning (tuned)"]),
                     ("MART", ["MART + static pruning, keep 0.5", "MART + pruning (tuned)"])],
-             robust="similar", speed="faster", all_pairs=True),
+             robust="similar", speed="faster", all_pairs=True, also_clean=True),
         dict(paper="local_ball", dataset=_ds, sweeps=[f"reproduce-local-ball-{_ds}"],
              claim="Local-ball training with weak adversaries (k = 1-2 steps): robust accuracy similar to PGD-AT with a "
                    "strong adversary, in less training time.",
@@ -164,7 +164,8 @@ def _se(a: Dict[str, Any]) -> float:
     return sd / math.sqrt(k)
 
 
-def compare(base: Dict[str, Any], cand: Dict[str, Any], robust: str, speed: str, teacher: bool) -> Dict[str, Any]:
+def compare(base: Dict[str, Any], cand: Dict[str, Any], robust: str, speed: str, teacher: bool,
+            also_clean: bool = False) -> Dict[str, Any]:
     b, c = base["aa"], cand["aa"]
     if b["mean"] is None or c["mean"] is None:
         return {"ok": False, "why": f"{cand['label']}: no AutoAttack result"}
@@ -173,10 +174,14 @@ def compare(base: Dict[str, Any], cand: Dict[str, Any], robust: str, speed: str,
     similar = diff >= -max(SIMILAR, 2 * se)
     higher = diff > max(HIGHER, 2 * se)
     robust_ok = higher if robust == "higher" else similar
+    clean_diff = (cand["clean"]["mean"] or 0.0) - (base["clean"]["mean"] or 0.0)
+    clean_ok = clean_diff >= -max(SIMILAR, 2 * math.sqrt(_se(base["clean"]) ** 2 + _se(cand["clean"]) ** 2))
+    if also_clean:
+        robust_ok = robust_ok and clean_ok
     t_ratio = cand["train_time_s"]["mean"] / base["train_time_s"]["mean"]
     c_ratio = cand["cost"]["mean"] / base["cost"]["mean"]
-    out = {"candidate": cand["label"], "aa_diff": diff, "aa_diff_se": se, "time_ratio": t_ratio, "cost_ratio": c_ratio,
-           "robust_ok": robust_ok}
+    out = {"candidate": cand["label"], "aa_diff": diff, "aa_diff_se": se, "clean_diff": clean_diff, "clean_ok": clean_ok,
+           "time_ratio": t_ratio, "cost_ratio": c_ratio, "robust_ok": robust_ok}
     if teacher and cand.get("teacher"):
         t = cand["teacher"].get("teacher_time_s") or 0.0
         out["time_ratio_teacher_excluded"] = (cand["train_time_s"]["mean"] - t) / base["train_time_s"]["mean"]
@@ -209,7 +214,9 @@ def describe(base: Dict[str, Any], cand: Dict[str, Any], cmp: Dict[str, Any], ro
     if robust == "higher" and not cmp["robust_ok"]:
         reasons.append("not more robust" if cmp["aa_diff"] > -SIMILAR else "less robust")
     if robust == "similar" and not cmp["robust_ok"]:
-        reasons.append("less robust")
+        reasons.append("less robust" if not cmp["clean_ok"] or cmp["aa_diff"] < -SIMILAR else "less accurate on clean images")
+    if cmp["clean_diff"] < -SIMILAR:
+        reasons.append(f"clean accuracy {cmp['clean_diff'] * 100:+.1f} points")
     if not cmp["speed_ok"]:
         reasons.append({"third": "not about a third of the time", "fraction": "not a fraction of the cost",
                         "faster": "not markedly faster", "cheaper": "not cheaper"}[speed])
@@ -238,7 +245,8 @@ def judge(rule: Dict[str, Any], rows: Dict[str, Dict[str, Any]]) -> Dict[str, An
             whys.append(f"{base_label}: AutoAttack {_pts(base['aa']['mean'])}%, below {_pts(MIN_BASELINE_AA)}%: "
                         f"not a robust baseline, nothing judged against it")
             continue
-        cmps = [(c, compare(base, c, rule["robust"], rule["speed"], rule.get("teacher", False))) for c in present]
+        cmps = [(c, compare(base, c, rule["robust"], rule["speed"], rule.get("teacher", False), rule.get("also_clean", False)))
+                for c in present]
         best = max(cmps, key=lambda t: (t[1].get("ok", False), t[1].get("partly", False), t[1].get("aa_diff", -1)))
         c, cmp = best
         verdicts.append("holds" if cmp.get("ok") else "partly" if cmp.get("partly") else "does not hold")

@@ -35,7 +35,8 @@ RUNS = {
     "mart": ("mart", {"steps": 10}, None),
     "backward_smoothing": ("backward_smoothing", {}, None),
     "local_ball": ("local_ball", {}, None),
-    "rrm (teacher: fgsm_rs, trained in-trial)": ("rrm", {"teacher": "train", "teacher_method": "fgsm_rs"}, None),
+    "rrm (teacher: fgsm_rs, trained in-trial)": ("rrm", {"teacher": "train", "teacher_method": "fgsm_rs",
+                                                         "teacher_method_params": {}}, None),
 }
 
 
@@ -43,7 +44,7 @@ def predicted_cost(name, method, params, pruning, epochs, executed_fraction=None
     """Passes per example per epoch from the algorithm alone (clean-epoch units)."""
     k = params.get("steps", 10)
     per_epoch = {
-        "pgd_at": k + 1, "fgsm_rs": 2.0, "trades": k + 2 + 1 / 3, "mart": k + 2,
+        "pgd_at": k + 1, "fgsm_rs": 2.0, "trades": k + 3 + 1 / 3, "mart": k + 2,  # TRADES: f(x) twice, as official
         "backward_smoothing": 1 + 3 + 1 / 3, "local_ball": 1 + 2 + 1, "rrm": 1 + 1 / 3,
         "fp_better": 2.0 * (executed_fraction or 0.75),
     }[method]

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/datasets.sh  # Fashion-MNIST from Debian, for the reproduction tests
 exec .venv/bin/python -m pytest -q "$@"

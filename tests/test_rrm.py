@@ -218,6 +218,14 @@ def test_teacher_from_an_earlier_trials_run_directory(tmp_path):
     assert _checkpoint_file(str(run_dir / "checkpoint_2026-01-01_10-00-00")).endswith("10-00-00/state.pt")
     with pytest.raises(ValueError, match="no state.pt"):
         _checkpoint_file(str(tmp_path))
+    # a pattern: the last match in name order (the latest sweep of an experiment)
+    other = tmp_path / "sweep-20260102-000000" / "train" / "train-0000"
+    (other / "checkpoint_2026-01-02_00-00-00").mkdir(parents=True)
+    torch.save({"model": {}}, other / "checkpoint_2026-01-02_00-00-00" / "state.pt")
+    (tmp_path / "sweep-20260101-000000" / "train" / "train-0000").mkdir(parents=True)
+    assert _checkpoint_file(str(tmp_path / "sweep-*" / "train" / "train-0000")).startswith(str(other))
+    with pytest.raises(ValueError, match="no file or directory matches"):
+        _checkpoint_file(str(tmp_path / "nothing-*"))
 
 
 def test_methods_do_not_import_the_training_loop():

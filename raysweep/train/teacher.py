@@ -173,7 +173,17 @@ def _broadcast(run, teacher: nn.Module) -> None:
 
 def checkpoint_file(path: str) -> str:
     """A file as given; a checkpoint directory's state.pt; or, for an earlier trial's Ray Train
-    run directory (``<sweep>/train/train-0003``), the state.pt of its latest checkpoint."""
+    run directory (``<sweep>/train/train-0003``), the state.pt of its latest checkpoint. A glob
+    pattern (``raysweep_runs/exp/sweep-*/train/train-0000``) takes its last match in name order:
+    the latest sweep's run, so a YAML can name a teacher that another sweep trains."""
+    if any(c in path for c in "*?["):
+        import glob
+
+        matches = sorted(glob.glob(os.path.expanduser(path)))
+        if not matches:
+            raise ValueError(f"teacher_checkpoint {path!r}: no file or directory matches (has the sweep that trains "
+                             f"the teacher run?)")
+        path = matches[-1]
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "state.pt")):
             return os.path.join(path, "state.pt")

@@ -105,9 +105,14 @@ def _check_fits(cfg: SweepConfig, use_gpu: bool):
 
 
 def _absolute_paths(cfg: SweepConfig, workdir: Path):
+    """Paths in the YAML are relative to where the sweep runs, not to where a worker does."""
     root = cfg.base["dataset"].get("root")
     if root and not Path(root).expanduser().is_absolute():
         cfg.base["dataset"]["root"] = str((workdir / Path(root).expanduser()).resolve())
+    for params in cfg.params.values():
+        ck = params.get("teacher_checkpoint")
+        if isinstance(ck, str) and ck and not is_uri(ck) and not Path(ck).expanduser().is_absolute():
+            params["teacher_checkpoint"] = str(workdir / Path(ck).expanduser())
 
 
 def make_scheduler(cfg: SweepConfig):
