@@ -107,6 +107,8 @@ def test_a_reproduction_runs_end_to_end_and_gets_a_verdict(ray_session, tmp_path
     cfg = parse_config(raw, path)
     summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
     assert summary["finished"] == 2 and summary["failed"] == 0
+    # members: all needs no selection: the first trial to finish is evaluated while the other trains
+    assert summary["evaluated_early"] >= 1
     for r in summary["rows"]:
         assert r["label"] in {"TRADES-10", "Backward Smoothing (paper defaults, beta 1)"}
         assert {"test_clean_acc", "test_pgd20_acc", "test_autoattack_acc", "test_autoattack_acc_std",

@@ -71,6 +71,9 @@ def init_ray(workdir: Path):
     # watcher and state reconciliation actors (a process each, ~200 MB; set them to 1 to keep them).
     os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION", "0")
+    # On a busy machine a trial's worker may wait for a CPU (a test-set evaluation, another
+    # sweep): waiting is right, failing the trial after Ray Train's default 60 s is not.
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "1800")
     tmp = ray_temp_dir(workdir)
     Path(tmp).mkdir(parents=True, exist_ok=True)
     from .trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
@@ -201,6 +204,9 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     sync.sync_all(force=True)  # anything an earlier (killed) driver could not log
     recorder = MlflowTrialRecorder(sync, state, cfg.objectives)
     progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer)
+    eager = None
+    if cfg.final_eval.enabled and cfg.final_eval.members == "all":
+        eager = EagerEvaluation(cfg, state.trials, to_run, use_gpu, printer)
     storage = ray_storage(cfg, sweep_dir)
     from .trainable import uses_inprocess
 
@@ -231,7 +237,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
                                         reuse_actors=lean or uses_inprocess(cfg.resources, use_gpu)
                                         or cfg.sweep.early_stopping is None),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=f"{storage}/tune",
-                                      callbacks=[recorder, progress], verbose=0,
+                                      callbacks=[recorder, progress] + ([eager] if eager else []), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
         tuner.fit()
@@ -245,9 +251,10 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     state.save()
 
     rows = recorder.rows()
-    summary = finish_sweep(cfg, tracker, parent_id, rows, sweep_dir, errors, printer, use_gpu, sync)
+    summary = finish_sweep(cfg, tracker, parent_id, rows, sweep_dir, errors, printer, use_gpu, sync,
+                           started=eager.started if eager else None)
     summary.update(sweep_dir=str(sweep_dir), parent_run_id=parent_id, tracking_uri=tracking_uri,
-                   experiment=experiment, sweep_wall_s=sweep_wall)
+                   experiment=experiment, sweep_wall_s=sweep_wall, evaluated_early=len(eager.started) if eager else 0)
     _safe(errors, tracker.log_metrics, parent_id, {"sweep_wall_s": state.data["sweep_wall_s"], "trials_finished": summary["finished"],
                                                    "trials_failed": summary["failed"], "front_size": len(summary["front"])}, 0)
     _safe(errors, tracker.end_run, parent_id, "FINISHED")
@@ -301,7 +308,8 @@ def _fail_orphaned_trials(study, keep=()):
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
 
-def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, errors, printer, use_gpu, sync) -> Dict[str, Any]:
+def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, errors, printer, use_gpu, sync,
+                 started: Optional[Dict[int, Any]] = None) -> Dict[str, Any]:
     objectives = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
     finished = [r for r in rows if r["status"] == "FINISHED"]
     failed = [r for r in rows if r["status"] == "FAILED"]
@@ -325,7 +333,7 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
             members = front
         else:
             members = [max(front, key=lambda r: r.get("val_robust_acc", -1))]
-        final_evaluate(cfg, members, use_gpu, printer, records=sync.state.trials)
+        final_evaluate(cfg, members, use_gpu, printer, records=sync.state.trials, started=started)
         for r in members:
             test = {k: v for k, v in r.items() if k.startswith("test_")}
             if test:
@@ -381,25 +389,22 @@ def attack_groups(attacks: List[str], n: Optional[int], attack_n: Dict[str, int]
     return sorted(groups.items(), key=lambda kv: (kv[0] is not None, -(kv[0] or 0)))
 
 
-def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer, records: Optional[Dict] = None):
-    """Test-set evaluation of the members' checkpoints, as Ray tasks (in parallel, on GPUs
-    when there are any). Runs after selection, so it cannot influence which trials are shown.
+_EVAL_TASKS: Dict[bool, Any] = {}
 
-    Every seed of a ``repeats`` trial is evaluated: the row gets the mean (``test_<a>_acc``),
-    the spread (``_std``) and each seed's value (``_seed<i>``). A member whose record already
-    holds results of the same evaluation (a resumed sweep) is not evaluated again."""
+
+def eval_task(use_gpu: bool):
+    """The Ray task that evaluates one trial's checkpoint on the test set (one per process)."""
+    if use_gpu in _EVAL_TASKS:
+        return _EVAL_TASKS[use_gpu]
     import ray
-
-    from ..evaluation import evaluate_state
-    from ..train.ray_worker import load_state
-
-    fe = cfg.final_eval
-    groups = attack_groups(list(fe.attacks), fe.n, dict(fe.attack_n))
 
     @ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)
     def _eval(spec, ckpt_path, groups, with_best):
         import torch
         from ray.train import Checkpoint
+
+        from ..evaluation import evaluate_state
+        from ..train.ray_worker import load_state
 
         torch.set_num_threads(1)
         with Checkpoint(path=ckpt_path).as_directory() as d:  # local dir, or downloaded from s3:// etc.
@@ -441,7 +446,71 @@ def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer
         out["best_epoch"] = float(max((st.get("best") or {}).get("epoch", st["epoch"]) for st in seeds))
         return out
 
+    _EVAL_TASKS[use_gpu] = _eval
+    return _eval
+
+
+def submit_evaluation(cfg: SweepConfig, row: Dict, use_gpu: bool, printer):
+    """Start the test-set evaluation of one trial (a Ray object ref), or None without a checkpoint."""
+    ck = row.get("checkpoint_path")
+    if not ck or (not is_uri(ck) and not Path(ck).exists()):
+        printer(f"raysweep: trial {row['trial']}: no checkpoint to evaluate", flush=True)
+        return None
+    fe = cfg.final_eval
+    groups = attack_groups(list(fe.attacks), fe.n, dict(fe.attack_n))
+    return eval_task(use_gpu).remote(_spec_of(cfg, row), ck, groups, fe.best)
+
+
+class EagerEvaluation:
+    """With ``final_eval.members: all`` no selection is needed, so a finished trial's test-set
+    evaluation can start while other trials still train, on a CPU that would otherwise idle.
+    Evaluations start only once every trial of the sweep has been launched: a Ray Train trial
+    still to come would otherwise wait for a CPU an evaluation holds. (A Tune callback; built
+    lazily so this module does not import Ray Tune.)"""
+
+    def __new__(cls, cfg: SweepConfig, records: Dict, to_run: int, use_gpu: bool, printer):
+        from ray.tune import Callback
+
+        class _Eager(Callback):
+            def __init__(self):
+                self.started: Dict[int, Any] = {}
+                self.finished: List[Dict] = []
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                rec = records.get(str(trial.config.get("optuna_trial")))
+                if rec is not None and rec["status"] == "FINISHED":
+                    self.finished.append(rec)
+                if len(trials) < to_run:
+                    return
+                signature = _eval_signature(cfg)
+                for r in self.finished:
+                    if r["trial"] in self.started or (r.get("test") and r.get("test_config") == signature):
+                        continue
+                    row = {"trial": r["trial"], "method": r["method"], "checkpoint_path": r.get("checkpoint_path"),
+                           **{f"param:{k}": v for k, v in r["sampled"].items() if k != "method"}}
+                    ref = submit_evaluation(cfg, row, use_gpu, printer)
+                    if ref is not None:
+                        self.started[r["trial"]] = ref
+
+        return _Eager()
+
+
+def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer, records: Optional[Dict] = None,
+                   started: Optional[Dict[int, Any]] = None):
+    """Test-set evaluation of the members' checkpoints, as Ray tasks (in parallel, on GPUs
+    when there are any). Runs after selection, so it cannot influence which trials are shown.
+
+    Every seed of a ``repeats`` trial is evaluated: the row gets the mean (``test_<a>_acc``),
+    the spread (``_std``) and each seed's value (``_seed<i>``). A member whose record already
+    holds results of the same evaluation (a resumed sweep) is not evaluated again; one in
+    ``started`` (trial -> object ref, see ``EagerEvaluation``) is already being evaluated."""
+    import ray
+
+    fe = cfg.final_eval
+    groups = attack_groups(list(fe.attacks), fe.n, dict(fe.attack_n))
     signature = _eval_signature(cfg)
+    started = dict(started or {})
+    early = sum(1 for r in members if r["trial"] in started)
     jobs = []
     reused = 0
     for r in members:
@@ -450,20 +519,20 @@ def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer
             r.update(rec["test"])
             reused += 1
             continue
-        ck = r.get("checkpoint_path")
-        if not ck or (not is_uri(ck) and not Path(ck).exists()):
-            printer(f"raysweep: trial {r['trial']}: no checkpoint to evaluate", flush=True)
-            continue
-        spec = _spec_of(cfg, r)
-        jobs.append((r, _eval.remote(spec, ck, groups, fe.best)))
+        ref = started.pop(r["trial"], None) or submit_evaluation(cfg, r, use_gpu, printer)
+        if ref is not None:
+            jobs.append((r, ref))
     desc = "; ".join(f"{', '.join(a)} on {'all' if n is None else n} test images" for n, a in groups)
     printer(f"raysweep: final evaluation of {len(jobs)} checkpoint(s) on the test set ({desc})"
-            + (f"; {reused} already evaluated" if reused else ""), flush=True)
+            + (f"; {reused} already evaluated" if reused else "")
+            + (f"; {early} started as their trials finished" if early else ""), flush=True)
     for r, ref in jobs:
         try:
             r.update(ray.get(ref))
         except Exception as e:  # one broken checkpoint must not hide the others' results
             printer(f"raysweep: trial {r['trial']}: final evaluation failed: {type(e).__name__}: {e}", flush=True)
+    for ref in started.values():  # started for a trial that is no member after all
+        ray.cancel(ref)
 
 
 def _spec_of(cfg: SweepConfig, row: Dict) -> Dict:
