@@ -63,7 +63,7 @@ class ResNetSmall(ClassifierNet):
     def __init__(self, num_classes=10, input_shape=(1, 28, 28), mean=(0.0,), std=(1.0,), width=16, blocks_per_stage=2):
         super().__init__(mean, std)
         c = input_shape[0]
-        self.stem = nn.Sequential(nn.Conv2d(c, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.stem = self.make_stem(c, width)
         blocks, cin = [], width
         for stage, mult in enumerate((1, 2, 4)):
             for i in range(blocks_per_stage):
@@ -74,32 +74,25 @@ class ResNetSmall(ClassifierNet):
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.feature_dim = cin
         self.fc = nn.Linear(cin, num_classes)
+
+    @staticmethod
+    def make_stem(c, width):
+        return nn.Sequential(nn.Conv2d(c, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
 
     def head_features(self, h):
         return self.pool(h)
 
 
 @register_model("resnet_tiny")
-class ResNetTiny(ClassifierNet):
+class ResNetTiny(ResNetSmall):
     """``resnet_small`` with a strided stem (4x4, stride 2, as small_cnn's first layer): the six
     skippable basic blocks run at 14/7/4 px instead of 28/14/7, about a quarter of the
     multiply-accumulates. The residual model of the CPU-sized reproductions (FP-Better needs
     skippable blocks; RRM's student is an architecture other than its small_cnn teacher)."""
 
     def __init__(self, num_classes=10, input_shape=(1, 28, 28), mean=(0.0,), std=(1.0,), width=8, blocks_per_stage=2):
-        super().__init__(mean, std)
-        c = input_shape[0]
-        self.stem = nn.Sequential(nn.Conv2d(c, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        blocks, cin = [], width
-        for stage, mult in enumerate((1, 2, 4)):
-            for i in range(blocks_per_stage):
-                stride = 2 if (stage > 0 and i == 0) else 1
-                blocks.append(BasicBlock(cin, width * mult, stride))
-                cin = width * mult
-        self.blocks = nn.ModuleList(blocks)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.feature_dim = cin
-        self.fc = nn.Linear(cin, num_classes)
+        super().__init__(num_classes, input_shape, mean, std, width, blocks_per_stage)
 
-    def head_features(self, h):
-        return self.pool(h)
+    @staticmethod
+    def make_stem(c, width):
+        return nn.Sequential(nn.Conv2d(c, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
