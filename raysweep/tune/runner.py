@@ -393,13 +393,15 @@ _EVAL_TASKS: Dict[bool, Any] = {}
 
 
 def eval_task(use_gpu: bool):
-    """The Ray task that evaluates one trial's checkpoint on the test set (one per process)."""
+    """The Ray task that evaluates one seed of one trial's checkpoint on the test set: its last
+    weights and, when asked and different, its best-on-validation weights. One task per seed,
+    so the seeds of a ``repeats`` trial are evaluated in parallel."""
     if use_gpu in _EVAL_TASKS:
         return _EVAL_TASKS[use_gpu]
     import ray
 
     @ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)
-    def _eval(spec, ckpt_path, groups, with_best):
+    def _eval(spec, ckpt_path, groups, with_best, seed_index):
         import torch
         from ray.train import Checkpoint
 
@@ -409,56 +411,60 @@ def eval_task(use_gpu: bool):
         torch.set_num_threads(1)
         with Checkpoint(path=ckpt_path).as_directory() as d:  # local dir, or downloaded from s3:// etc.
             state = load_state(d)
-        seeds = state["seeds"] if "seeds" in state else [state]
+        st = (state["seeds"] if "seeds" in state else [state])[seed_index]
 
-        def per_seed(which):
-            out = []
-            for st in seeds:
-                best = st.get("best") or {}
-                use_best = which == "best" and best.get("model") is not None and best.get("epoch") != st["epoch"]
-                weights = best["model"] if use_best else st["model"]
-                res: Dict[str, float] = {}
-                for n, attacks in groups:
-                    r = evaluate_state(spec, weights, attacks, n=n)
-                    res.update({k: v for k, v in r.items() if k != "test_n"})
-                    res[f"test_n_{'all' if n is None else n}"] = r["test_n"]
-                    res.setdefault("test_n", r["test_n"])  # the largest set (groups run largest first)
-                out.append(res)
-            return out
+        def evaluate(weights):
+            res: Dict[str, float] = {}
+            for n, attacks in groups:
+                r = evaluate_state(spec, weights, attacks, n=n)
+                res.update({k: v for k, v in r.items() if k != "test_n"})
+                res[f"test_n_{'all' if n is None else n}"] = r["test_n"]
+                res.setdefault("test_n", r["test_n"])  # the largest set (groups run largest first)
+            return res
 
-        def summarise(results):
-            out = {k: sum(p[k] for p in results) / len(results) for k in results[0]}
-            if len(results) > 1:  # repeats: the mean is what the front shows; spread and seeds are logged
-                for k in results[0]:
-                    if k.endswith("_acc"):
-                        out[k + "_std"] = (sum((p[k] - out[k]) ** 2 for p in results) / len(results)) ** 0.5
-                        for i, p in enumerate(results):
-                            out[f"{k}_seed{i}"] = p[k]
-            return out
-
-        out = summarise(per_seed("last"))
-        has_best = any((st.get("best") or {}).get("epoch") not in (None, st["epoch"]) for st in seeds)
-        if with_best:
-            # the best-on-validation checkpoint: test_best_* (equal to the last when it is the last)
-            best = summarise(per_seed("best")) if has_best else out
-            out.update({k.replace("test_", "test_best_", 1): v for k, v in list(best.items())
-                        if k.startswith("test_") and not k.startswith("test_n")})
-        out["best_epoch"] = float(max((st.get("best") or {}).get("epoch", st["epoch"]) for st in seeds))
-        return out
+        best = st.get("best") or {}
+        has_best = best.get("model") is not None and best.get("epoch") != st["epoch"]
+        return {"last": evaluate(st["model"]), "best": evaluate(best["model"]) if with_best and has_best else None,
+                "best_epoch": float(best.get("epoch", st["epoch"]))}
 
     _EVAL_TASKS[use_gpu] = _eval
     return _eval
 
 
+def _summarise(results: List[Dict[str, float]]) -> Dict[str, float]:
+    """Mean over seeds; with repeats also ``_std`` and ``_seed<i>`` of every accuracy."""
+    out = {k: sum(p[k] for p in results) / len(results) for k in results[0]}
+    if len(results) > 1:
+        for k in results[0]:
+            if k.endswith("_acc"):
+                out[k + "_std"] = (sum((p[k] - out[k]) ** 2 for p in results) / len(results)) ** 0.5
+                for i, p in enumerate(results):
+                    out[f"{k}_seed{i}"] = p[k]
+    return out
+
+
+def combine_seeds(per_seed: List[Dict[str, Any]], with_best: bool) -> Dict[str, float]:
+    out = _summarise([p["last"] for p in per_seed])
+    if with_best:
+        # the best-on-validation checkpoint: test_best_* (equal to the last where it is the last)
+        best = _summarise([p["best"] or p["last"] for p in per_seed])
+        out.update({k.replace("test_", "test_best_", 1): v for k, v in best.items()
+                    if k.startswith("test_") and not k.startswith("test_n")})
+    out["best_epoch"] = max(p["best_epoch"] for p in per_seed)
+    return out
+
+
 def submit_evaluation(cfg: SweepConfig, row: Dict, use_gpu: bool, printer):
-    """Start the test-set evaluation of one trial (a Ray object ref), or None without a checkpoint."""
+    """Start the test-set evaluation of one trial (one Ray task per seed), or None without a checkpoint."""
     ck = row.get("checkpoint_path")
     if not ck or (not is_uri(ck) and not Path(ck).exists()):
         printer(f"raysweep: trial {row['trial']}: no checkpoint to evaluate", flush=True)
         return None
     fe = cfg.final_eval
     groups = attack_groups(list(fe.attacks), fe.n, dict(fe.attack_n))
-    return eval_task(use_gpu).remote(_spec_of(cfg, row), ck, groups, fe.best)
+    spec = _spec_of(cfg, row)
+    task = eval_task(use_gpu)
+    return [task.remote(spec, ck, groups, fe.best, i) for i in range(int(spec.get("repeats", 1)))]
 
 
 class EagerEvaluation:
@@ -526,13 +532,14 @@ def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer
     printer(f"raysweep: final evaluation of {len(jobs)} checkpoint(s) on the test set ({desc})"
             + (f"; {reused} already evaluated" if reused else "")
             + (f"; {early} started as their trials finished" if early else ""), flush=True)
-    for r, ref in jobs:
+    for r, refs in jobs:
         try:
-            r.update(ray.get(ref))
+            r.update(combine_seeds(ray.get(refs), fe.best))
         except Exception as e:  # one broken checkpoint must not hide the others' results
             printer(f"raysweep: trial {r['trial']}: final evaluation failed: {type(e).__name__}: {e}", flush=True)
-    for ref in started.values():  # started for a trial that is no member after all
-        ray.cancel(ref)
+    for refs in started.values():  # started for a trial that is no member after all
+        for ref in refs:
+            ray.cancel(ref)
 
 
 def _spec_of(cfg: SweepConfig, row: Dict) -> Dict:
