@@ -19,10 +19,15 @@ for path in sorted((REPO / "search_spaces").glob("*.yaml")):
     CASES += [(path, m) for m in cfg.methods]
 
 
+def _small(path):
+    # one epoch: a pruning warm-up must be shorter than that (a config error says so otherwise)
+    return SMALL + (["pruning.warmup_epochs=0"] if load_config(path).base.get("pruning") else [])
+
+
 @pytest.mark.parametrize("path,method", CASES, ids=[f"{p.stem}-{m}" for p, m in CASES])
 def test_one_epoch_of_each_method_in_each_search_space(path, method):
     torch.set_num_threads(1)
-    cfg = load_config(path, SMALL)
+    cfg = load_config(path, _small(path))
     spec = cfg.trial_spec({"method": method}).to_dict()
     if method == "rrm":
         spec["method_params"]["teacher_epochs"] = 1
@@ -38,7 +43,7 @@ def test_all_methods_on_one_front(ray_session, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     cfg = load_config(REPO / "search_spaces" / "all_methods.yaml",
-                      SMALL + ["sweep.num_samples=8", "resources.executor=inprocess", "final_eval.n=32",
+                      _small(REPO / "search_spaces" / "all_methods.yaml") + ["sweep.num_samples=8", "resources.executor=inprocess", "final_eval.n=32",
                                "params.rrm.teacher_epochs=1"])
     summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
     assert summary["finished"] == 8 and summary["failed"] == 0
