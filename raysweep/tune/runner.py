@@ -206,7 +206,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer)
     eager = None
     if cfg.final_eval.enabled and cfg.final_eval.members == "all":
-        eager = EagerEvaluation(cfg, state.trials, to_run, use_gpu, printer)
+        eager = eager_evaluation(cfg, state.trials, to_run, use_gpu, printer)
     storage = ray_storage(cfg, sweep_dir)
     from .trainable import uses_inprocess
 
@@ -467,38 +467,36 @@ def submit_evaluation(cfg: SweepConfig, row: Dict, use_gpu: bool, printer):
     return [task.remote(spec, ck, groups, fe.best, i) for i in range(int(spec.get("repeats", 1)))]
 
 
-class EagerEvaluation:
-    """With ``final_eval.members: all`` no selection is needed, so a finished trial's test-set
+def eager_evaluation(cfg: SweepConfig, records: Dict, to_run: int, use_gpu: bool, printer):
+    """A Tune callback: with ``final_eval.members: all`` no selection is needed, so a finished trial's test-set
     evaluation can start while other trials still train, on a CPU that would otherwise idle.
     Evaluations start only once every trial of the sweep has been launched: a Ray Train trial
-    still to come would otherwise wait for a CPU an evaluation holds. (A Tune callback; built
-    lazily so this module does not import Ray Tune.)"""
+    still to come would otherwise wait for a CPU an evaluation holds. ``.started`` maps trial
+    numbers to their evaluation's object refs, for ``final_evaluate``."""
+    from ray.tune import Callback
 
-    def __new__(cls, cfg: SweepConfig, records: Dict, to_run: int, use_gpu: bool, printer):
-        from ray.tune import Callback
+    class EagerEvaluation(Callback):
+        def __init__(self):
+            self.started: Dict[int, Any] = {}
+            self.finished: List[Dict] = []
 
-        class _Eager(Callback):
-            def __init__(self):
-                self.started: Dict[int, Any] = {}
-                self.finished: List[Dict] = []
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            rec = records.get(str(trial.config.get("optuna_trial")))
+            if rec is not None and rec["status"] == "FINISHED":
+                self.finished.append(rec)
+            if len(trials) < to_run:
+                return
+            signature = _eval_signature(cfg)
+            for r in self.finished:
+                if r["trial"] in self.started or (r.get("test") and r.get("test_config") == signature):
+                    continue
+                row = {"trial": r["trial"], "method": r["method"], "checkpoint_path": r.get("checkpoint_path"),
+                       **{f"param:{k}": v for k, v in r["sampled"].items() if k != "method"}}
+                ref = submit_evaluation(cfg, row, use_gpu, printer)
+                if ref is not None:
+                    self.started[r["trial"]] = ref
 
-            def on_trial_complete(self, iteration, trials, trial, **info):
-                rec = records.get(str(trial.config.get("optuna_trial")))
-                if rec is not None and rec["status"] == "FINISHED":
-                    self.finished.append(rec)
-                if len(trials) < to_run:
-                    return
-                signature = _eval_signature(cfg)
-                for r in self.finished:
-                    if r["trial"] in self.started or (r.get("test") and r.get("test_config") == signature):
-                        continue
-                    row = {"trial": r["trial"], "method": r["method"], "checkpoint_path": r.get("checkpoint_path"),
-                           **{f"param:{k}": v for k, v in r["sampled"].items() if k != "method"}}
-                    ref = submit_evaluation(cfg, row, use_gpu, printer)
-                    if ref is not None:
-                        self.started[r["trial"]] = ref
-
-        return _Eager()
+    return EagerEvaluation()
 
 
 def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer, records: Optional[Dict] = None,
@@ -509,7 +507,7 @@ def final_evaluate(cfg: SweepConfig, members: List[Dict], use_gpu: bool, printer
     Every seed of a ``repeats`` trial is evaluated: the row gets the mean (``test_<a>_acc``),
     the spread (``_std``) and each seed's value (``_seed<i>``). A member whose record already
     holds results of the same evaluation (a resumed sweep) is not evaluated again; one in
-    ``started`` (trial -> object ref, see ``EagerEvaluation``) is already being evaluated."""
+    ``started`` (trial -> object refs, see ``eager_evaluation``) is already being evaluated."""
     import ray
 
     fe = cfg.final_eval
