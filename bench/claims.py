@@ -274,7 +274,8 @@ def _ms(a: Dict[str, Any], pct: bool = True, digits: int = 1) -> str:
     return f"{a['mean'] * f:.{digits}f} ± {a['std'] * f:.{digits}f}"
 
 
-def markdown(rows: List[Dict[str, Any]], claims: List[Dict[str, Any]], baselines: List[Dict[str, Any]]) -> str:
+def markdown(rows: List[Dict[str, Any]], claims: List[Dict[str, Any]], baselines: List[Dict[str, Any]],
+             sweeps: List[Dict[str, Any]] = ()) -> str:
     out = []
     for ds, name in DATASETS.items():
         cl = [c for c in claims if c["dataset"] == ds]
@@ -302,6 +303,17 @@ def markdown(rows: List[Dict[str, Any]], claims: List[Dict[str, Any]], baselines
             out.append(f"| {r['experiment'].replace('reproduce-', '')} | {r['label']} | {r['model']} | {r['epochs']} | "
                        f"{_ms(r['clean'])} | {_ms(r['pgd20'])} | {_ms(r['aa'])} | {_ms(r['train_time_s'], False, 0)} | "
                        f"{_ms(r['cost'], False, 1)} | {flags} | `{(r['run_id'] or '')[:8]}` |")
+        out.append("")
+    if sweeps:
+        out.append("#### What each reproduction took (2-core CPU, 2 trials at a time, final evaluation included)\n")
+        out.append("| sweep | configurations × seeds | wall time | of which training |")
+        out.append("|---|---|---|---|")
+        for sw in sweeps:
+            if not sw["configurations"]:
+                continue
+            wall = "–" if sw["wall_s"] is None else f"{sw['wall_s'] / 60:.0f} min"
+            tr = "–" if not sw["trials_wall_s"] else f"{sw['trials_wall_s'] / 60:.0f} min"
+            out.append(f"| {sw['experiment'].replace('reproduce-', '')} | {sw['configurations']} × 3 | {wall} | {tr} |")
         out.append("")
     return "\n".join(out)
 
@@ -370,6 +382,17 @@ def collect(runs: Path) -> Dict[str, Any]:
             pool.update(by_sweep.get(s, {}))
         if pool:
             claims.append(judge(rule, pool))
+    sweeps = []
+    for exp in experiments:
+        st = latest_state(runs, exp)
+        if st is None:
+            continue
+        d = Path(st["_sweep_dir"])
+        started = _sweep_start(d.name)
+        end = (d / "pareto.csv").stat().st_mtime if (d / "pareto.csv").is_file() else None
+        sweeps.append({"experiment": exp, "sweep": d.name, "configurations": len(by_sweep.get(exp, {})),
+                       "wall_s": (end - started) if (started and end) else None,
+                       "trials_wall_s": st.get("sweep_wall_s")})
     baselines = []
     for ds, targets in BASELINE_TARGETS.items():
         pool = by_sweep.get(BASELINE_SWEEP.format(ds=ds), {})
@@ -378,7 +401,17 @@ def collect(runs: Path) -> Dict[str, Any]:
                 v = pool[label][metric]["mean"]
                 baselines.append({"dataset": ds, "label": label, "metric": metric, "target": target, "measured": v,
                                   "reached": v >= target})
-    return {"rows": rows, "claims": claims, "baselines": baselines}
+    return {"rows": rows, "claims": claims, "baselines": baselines, "sweeps": sweeps}
+
+
+def _sweep_start(name: str) -> Optional[float]:
+    """The sweep directory's name is its start time (sweep-YYYYmmdd-HHMMSS, local time)."""
+    import time
+
+    try:
+        return time.mktime(time.strptime(name, "sweep-%Y%m%d-%H%M%S"))
+    except ValueError:
+        return None
 
 
 def update_readme(md: str, readme: Path) -> bool:
@@ -401,7 +434,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "claims.json").write_text(json.dumps(result, indent=1, sort_keys=False))
-    md = markdown(result["rows"], result["claims"], result["baselines"])
+    md = markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
     (out / "claims.md").write_text(md + "\n")
     figs = [plot(result["rows"], ds, REPO / "docs" / f"claims_{ds}.png") for ds in DATASETS]
     if not args.no_readme:
