@@ -61,3 +61,30 @@ def test_objective_values_requires_every_objective():
     cfg = parse_config(RAW, "s.yaml")
     assert objective_values(cfg, {"train_time_s": 1.0}) is None
     assert objective_values(cfg, {"train_time_s": 1.0, "val_robust_acc": 0.3}) == [1.0, 0.3]
+
+
+def _enqueued(tmp_path, points):
+    raw = dict(RAW, sweep=dict(RAW["sweep"], enqueue=points))
+    cfg = parse_config(raw, "s.yaml")
+    return cfg, f"sqlite:///{tmp_path / 'q.db'}"
+
+
+def test_every_enqueued_point_comes_first_labelled_or_not(tmp_path):
+    points = [{"method": "pgd_at", "pgd_at.steps": s} for s in (1, 2, 3)] + [
+        {"method": "fgsm_rs", "fgsm_rs.alpha": 0.1, "label": "paper"}]
+    cfg, url = _enqueued(tmp_path, points)
+    s = OptunaMultiObjectiveSearch(cfg, open_study(cfg, url, "s"))
+    got = [s.suggest(f"t{i}") for i in range(4)]
+    assert [c["sampled"].get("pgd_at.steps") for c in got[:3]] == [1, 2, 3]
+    assert got[3]["sampled"]["fgsm_rs.alpha"] == 0.1 and got[3]["label"] == "paper"
+    assert [c["label"] for c in got[:3]] == [None, None, None]
+
+
+def test_a_resumed_study_queues_only_new_labelled_points(tmp_path):
+    cfg, url = _enqueued(tmp_path, [{"method": "pgd_at", "pgd_at.steps": 1}, {"method": "pgd_at", "pgd_at.steps": 2, "label": "a"}])
+    open_study(cfg, url, "s")
+    cfg2, _ = _enqueued(tmp_path, [{"method": "pgd_at", "pgd_at.steps": 1}, {"method": "pgd_at", "pgd_at.steps": 2, "label": "a"},
+                                   {"method": "pgd_at", "pgd_at.steps": 4, "label": "b"}])
+    study = open_study(cfg2, url, "s")
+    waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert [t.params.get("pgd_at.steps", t.system_attrs.get("fixed_params", {}).get("pgd_at.steps")) for t in waiting] == [1, 2, 4]

@@ -56,10 +56,11 @@ def open_study(cfg: SweepConfig, storage_url: str, study_name: str) -> optuna.St
     )
     # A new study: the YAML's enqueued points come first. A resumed one: labelled points the YAML
     # gained since (e.g. a tuned configuration added to a reproduction) are queued, nothing twice.
+    resumed = bool(study.trials)  # taken before the loop: each enqueue adds a (waiting) trial
     known = {t.user_attrs.get("label") for t in study.trials}
     for point in cfg.sweep.enqueue:
         label = point.get("label")
-        if study.trials and (not label or label in known):
+        if resumed and (not label or label in known):
             continue
         study.enqueue_trial({k: v for k, v in point.items() if k != "label"},
                             user_attrs={"label": label} if label else None)
