@@ -1,0 +1,55 @@
+"""bench/claims.py's verdict rules on hand-made rows: similar / higher robustness, speed bounds, the teacher-excluded
+RRM speed-up, no verdict against an unrobust baseline, and provisional verdicts while a tuning sweep is missing."""
+
+import importlib.util
+import pathlib
+
+_spec = importlib.util.spec_from_file_location("claims", pathlib.Path(__file__).resolve().parents[1] / "bench" / "claims.py")
+claims = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(claims)
+
+def _row(label, aa, time_s, clean=0.98, std=0.005, cost=10.0, teacher=None):
+    agg = lambda m: {"mean": m, "std": std, "seeds": [m] * 3}  # noqa: E731
+    return {"label": label, "aa": agg(aa), "clean": agg(clean), "pgd20": agg(aa + 0.02),
+            "train_time_s": {"mean": time_s, "std": 1.0, "seeds": [time_s] * 3}, "cost": {"mean": cost, "std": 0.0, "seeds": [cost] * 3},
+            "catastrophic_overfit": False, "masking": [], "teacher": teacher}
+
+RULE = dict(paper="backward_smoothing", dataset="mnist", claim="c", robust="similar", speed="third",
+            pairs=[("TRADES-10", ["BS", "BS (tuned)"])])
+
+def _judge(rows, rule=RULE):
+    return claims.judge(rule, {r["label"]: r for r in rows})
+
+def test_similar_and_a_third_of_the_time_holds():
+    v = _judge([_row("TRADES-10", 0.86, 500.0), _row("BS", 0.85, 180.0)])
+    assert v["verdict"] == "holds" and not v["provisional"]
+
+def test_a_drop_beyond_two_points_is_not_similar_even_when_seeds_disagree():
+    v = _judge([_row("TRADES-10", 0.86, 500.0), _row("BS", 0.80, 180.0, std=0.2)])
+    assert v["verdict"] == "partly" and "less robust" in v["why"] and "seeds disagree" in v["why"]
+    assert v["provisional"] and "BS (tuned) not run yet" in v["why"]
+
+def test_the_tuned_point_decides_when_it_is_there():
+    v = _judge([_row("TRADES-10", 0.86, 500.0), _row("BS", 0.50, 180.0), _row("BS (tuned)", 0.855, 200.0)])
+    assert v["verdict"] == "holds" and not v["provisional"] and v["why"].startswith("BS (tuned)")
+    v = _judge([_row("TRADES-10", 0.86, 500.0), _row("BS", 0.50, 400.0), _row("BS (tuned)", 0.60, 400.0)])
+    assert v["verdict"] == "does not hold" and not v["provisional"]
+
+def test_higher_needs_a_margin_and_cheaper_needs_time_and_cost():
+    rule = dict(RULE, robust="higher", speed="cheaper", pairs=[("FGSM-RS", ["FPB"])])
+    assert _judge([_row("FGSM-RS", 0.40, 360.0), _row("FPB", 0.80, 310.0, cost=7.0)], rule)["verdict"] == "holds"
+    assert _judge([_row("FGSM-RS", 0.40, 360.0), _row("FPB", 0.405, 310.0, cost=7.0)], rule)["verdict"] == "partly"
+    assert _judge([_row("FGSM-RS", 0.40, 360.0), _row("FPB", 0.80, 310.0, cost=10.0)], rule)["verdict"] == "partly"
+
+def test_nothing_is_judged_against_an_unrobust_baseline():
+    v = _judge([_row("TRADES-10", 0.10, 500.0), _row("BS", 0.09, 100.0)])
+    assert v["verdict"] is None and "not a robust baseline" in v["why"]
+
+def test_rrm_speed_is_judged_without_the_teacher_and_reported_with_it():
+    rule = dict(RULE, paper="rrm", speed="fraction", teacher=True, pairs=[("PGD-AT", ["RRM"])])
+    rows = [_row("PGD-AT", 0.88, 480.0, cost=44.0), _row("RRM", 0.87, 500.0, cost=40.0,
+                                                          teacher={"teacher_time_s": 350.0, "teacher_cost": 30.0})]
+    v = _judge(rows, rule)
+    assert v["verdict"] == "holds" and "without the teacher" in v["why"]
+    rows[1]["teacher"]["teacher_time_s"] = 100.0
+    assert _judge(rows, rule)["verdict"] == "partly"
