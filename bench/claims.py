@@ -23,8 +23,8 @@ strongest attack; PGD-20 is shown beside it) and measured training time, both as
 A claim holds when both its parts hold for at least one of the method's configurations (the paper defaults and,
 where they fail, the configuration a tuning sweep found on validation data), partly when one part holds, and does
 not hold otherwise; a verdict other than "holds" is *provisional* while the claim's "(tuned)" configuration
-has not run (the tuning sweep may still find the point that makes it hold); the why names the numbers behind it and what went wrong (catastrophic overfitting, gradient
-masking flags, an unrobust teacher).
+has not run (the tuning sweep may still find the point that makes it hold); the why names the numbers behind it
+and what went wrong (catastrophic overfitting, gradient masking flags, an unrobust teacher).
 
     .venv/bin/python bench/claims.py                      # after scripts/reproduce.sh
     .venv/bin/python bench/claims.py --runs DIR           # sweeps stored elsewhere (default ./raysweep_runs)
@@ -315,7 +315,8 @@ def markdown(rows: List[Dict[str, Any]], claims: List[Dict[str, Any]], baselines
         out.append("")
     if sweeps:
         out.append("#### What each reproduction took (2-core CPU, 2 trials at a time, final evaluation included)\n")
-        out.append("| sweep | configurations × seeds | wall time | of which training |")
+        out.append("| sweep | configurations × seeds | first start to results (a resumed sweep's pause included) "
+                   "| of which training |")
         out.append("|---|---|---|---|")
         for sw in sweeps:
             if not sw["configurations"]:
