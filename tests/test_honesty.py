@@ -75,6 +75,17 @@ def test_repeats_report_mean_std_and_per_seed():
     assert last["cost"] == pytest.approx(4.0)  # the cost of one training run, averaged over seeds
 
 
+def test_one_seed_summary_rule_for_reports_and_evaluations():
+    from raysweep.train.seeds import summarise_seeds
+
+    out = summarise_seeds([{"test_pgd20_acc": 0.5, "test_n": 100.0}, {"test_pgd20_acc": 0.7, "test_n": 100.0}])
+    assert out["test_pgd20_acc"] == pytest.approx(0.6) and out["test_pgd20_acc_std"] == pytest.approx(0.1)
+    assert (out["test_pgd20_acc_seed0"], out["test_pgd20_acc_seed1"]) == (0.5, 0.7)
+    assert out["test_n"] == 100.0 and "test_n_std" not in out  # spread only of accuracies by default
+    assert summarise_seeds([{"a_acc": 0.3}]) == {"a_acc": 0.3}  # one seed: no spread to report
+    assert summarise_seeds([{"cost": 1.0}, {"cost": 3.0}], spread={"cost"}.__contains__)["cost_std"] == 1.0
+
+
 REPRO = r"""
 import json, sys
 import optuna, torch

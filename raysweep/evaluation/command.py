@@ -172,6 +172,7 @@ def _resolve_mlflow(target: str, tracking_uri, which: str):
 
 # -- evaluation ----------------------------------------------------------------------------
 def _evaluate_member(m: Member, attacks, n, batch_size, seed, device, aa_steps, n_queries):
+    from ..train.seeds import summarise_seeds
     from .suite import evaluate_state
 
     if not m.checkpoint:
@@ -181,15 +182,11 @@ def _evaluate_member(m: Member, attacks, n, batch_size, seed, device, aa_steps, 
     states = model_states(load_checkpoint(m.checkpoint))
     per_seed = [evaluate_state(m.spec, s, attacks, n=n, batch_size=batch_size, device=device, seed=seed,
                                aa_steps=aa_steps, n_queries=n_queries) for s in states]
-    out = {k: sum(p[k] for p in per_seed) / len(per_seed) for k in per_seed[0]}
+    out = summarise_seeds(per_seed)
     flags = {}
     for p in per_seed:  # a flag raised by any seed's model is raised
         for k, v in masking_flags(p).items():
             flags[k] = flags.get(k, False) or v
-    if len(per_seed) > 1:
-        for k in per_seed[0]:
-            if k.endswith("_acc"):
-                out[k + "_std"] = (sum((p[k] - out[k]) ** 2 for p in per_seed) / len(per_seed)) ** 0.5
     m.results, m.flags = out, flags
 
 

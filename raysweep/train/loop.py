@@ -15,6 +15,7 @@ from ..models import build_model
 from ..hparams import build_params
 from .dist import DistInfo, pick_device, synchronize
 from .schedule import lr_at
+from .seeds import summarise_seeds
 from .spec import TrialSpec
 
 
@@ -353,15 +354,8 @@ class MultiSeedRun:
     def run(self, reporter: Reporter):
         while not all(r.done for r in self.runs):
             reports = [r.run_epoch() if not r.done else dict(r.history[-1]) for r in self.runs]
-            agg: Dict[str, Any] = {}
             keys = [k for k in reports[0] if all(isinstance(rep.get(k), float) for rep in reports)]
-            for k in keys:
-                vals = torch.tensor([rep[k] for rep in reports], dtype=torch.float64)
-                agg[k] = float(vals.mean())
-                if k in self.SPREAD:
-                    agg[f"{k}_std"] = float(vals.std(unbiased=False))
-                    for i, v in enumerate(vals.tolist()):
-                        agg[f"{k}_seed{i}"] = v
+            agg: Dict[str, Any] = summarise_seeds(reports, spread=self.SPREAD.__contains__, keys=keys)
             agg["epoch"] = float(max(rep["epoch"] for rep in reports))
             agg["catastrophic_overfit"] = float(max(rep.get("catastrophic_overfit", 0.0) for rep in reports))
             agg["repeats"] = float(len(self.runs))
