@@ -95,8 +95,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_pareto(args) -> int:
-    from .tracking.report import load_sweep_front
-    from .tracking.report import format_table
+    from .tracking.report import format_table, load_sweep_front, sweep_hypervolume
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     rows, objectives, parent = load_sweep_front(args.experiment, uri, run_id=args.run)
@@ -110,6 +109,15 @@ def cmd_pareto(args) -> int:
             cols.append(extra)
     cols += ["flags", "run_id"]
     _print(format_table(front if not args.all else rows, cols + (["pareto_optimal"] if args.all else [])))
+    hv = sweep_hypervolume(parent, uri)
+    if hv:
+        _print(f"front hypervolume {hv[0]:.4g} after {hv[2]} completed trials (reference point {hv[1]})")
+    if args.importance:
+        from .tracking.report import sweep_artifact_json
+        from .tune.importance import format_importances
+
+        imp = sweep_artifact_json(parent, "importance.json", uri)
+        _print(format_importances(imp) if imp else "no importance.json on this sweep's run (it ended before any trial finished)")
     return 0
 
 
@@ -159,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("experiment", help="MLflow experiment name (the YAML's name unless mlflow.experiment is set)")
     pa.add_argument("--run", help="the sweep's parent run id (default: the latest sweep)")
     pa.add_argument("--all", action="store_true", help="print every finished trial, not only the front")
+    pa.add_argument("--importance", action="store_true", help="also print which searched parameters mattered, per objective")
     pa.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
     pa.set_defaults(fn=cmd_pareto)
 

@@ -36,13 +36,35 @@ class Objective(_Strict):
     mode: Literal["min", "max"]
 
 
-class EarlyStopping(_Strict):
-    """Ray Tune's ASHA / HyperBand on ONE scalar proxy (Optuna's pruners refuse multi-objective
-    studies). A stopped trial keeps its last report: a cheaper, usually less robust point."""
+class Constraint(_Strict):
+    """A bound a trial must meet to count (Optuna's constraint-aware sampling; off the front)."""
 
-    scheduler: Literal["asha", "hyperband"] = "asha"
-    metric: str = "val_robust_acc"
-    mode: Literal["min", "max"] = "max"
+    metric: str
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+    def violation(self, metrics: Dict[str, Any]) -> float:
+        """Optuna's convention: <= 0 is feasible; a missing or non-finite value is infeasible."""
+        v = metrics.get(self.metric)
+        if not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+            return 1.0
+        out = -1.0
+        if self.min is not None:
+            out = max(out, self.min - float(v))
+        if self.max is not None:
+            out = max(out, float(v) - self.max)
+        return out
+
+
+class EarlyStopping(_Strict):
+    """``mo_asha``: ASHA's rungs, promotion by Pareto rank on the sweep's own objectives
+    (raysweep/tune/mo_asha.py). ``asha`` / ``hyperband``: Ray Tune's, on ONE scalar proxy
+    (``metric``). Optuna's pruners refuse multi-objective studies. A stopped trial keeps its
+    last report: a cheaper, usually less robust point."""
+
+    scheduler: Literal["mo_asha", "asha", "hyperband"] = "asha"
+    metric: Optional[str] = Field(None, description="asha/hyperband only (default val_robust_acc)")
+    mode: Optional[Literal["min", "max"]] = Field(None, description="asha/hyperband only (default max)")
     grace_period: int = Field(1, ge=1, description="epochs every trial gets before it can be stopped")
     reduction_factor: float = Field(2.0, gt=1)
 
@@ -56,6 +78,8 @@ class SweepSection(_Strict):
     front_includes_flagged: bool = Field(False, description="let trials flagged catastrophic_overfit onto the front")
     max_failures: int = Field(1, ge=0, le=100, description="retries of a failing trial before it is marked failed")
     population_size: Optional[int] = Field(None, ge=2, description="nsga2 population (default: min(num_samples, 8))")
+    hypervolume_ref: Optional[Dict[str, float]] = Field(None, description="reference point of the front's hypervolume, "
+                                                         "one value per objective (default: derived from the first finished trial)")
     enqueue: List[Dict[str, Any]] = Field(default_factory=list, description="points evaluated first (e.g. paper defaults); "
                                           "an optional label names the point on its run (tag label)")
     early_stopping: Optional[EarlyStopping] = None
@@ -98,6 +122,7 @@ _TOP = {
     "dataset": "DatasetSpec", "model": "ModelSpec", "threat": "ThreatSpec", "train": "TrainSpec",
     "eval": "EvalSpec", "pruning": "PruningSpec (optional)", "params": "fixed method hyperparameters",
     "search": "swept parameters", "objectives": "list of {metric, mode}", "sweep": "search settings",
+    "constraints": "list of {metric, min, max}: bounds a trial must meet to count",
     "resources": "per-trial resources", "mlflow": "tracking settings", "storage_path": "where Ray and Optuna state go",
     "final_eval": "test-set evaluation of the front", "description": "free text",
     "imports": "modules to import first (they register your own methods or models)",
@@ -142,6 +167,10 @@ class SweepConfig:
     final_eval: FinalEvalSection
     storage_path: Optional[str]
     raw: Dict[str, Any] = field(default_factory=dict)  # the YAML as loaded (after --set)
+    constraints: List[Constraint] = field(default_factory=list)
+
+    def infeasible(self, metrics: Dict[str, Any]) -> bool:
+        return any(c.violation(metrics) > 0 for c in self.constraints)
 
     @property
     def is_cross_method(self) -> bool:
@@ -335,6 +364,23 @@ def _check_dist_against_field(file, key, dist: Dist, fld, eps):
             raise ConfigError(file, f"search.{key}", f"{msg} ({fld.name} must be {describe_bounds(fld)})")
 
 
+def _parse_constraints(raw: Any, file: str) -> List[Constraint]:
+    if not isinstance(raw, list):
+        raise ConfigError(file, "constraints", "must be a list of {metric, min, max}")
+    out = []
+    for i, c in enumerate(raw):
+        con = _pydantic(Constraint, c, file, f"constraints[{i}]")
+        if con.metric not in METRICS:
+            raise ConfigError(file, f"constraints[{i}].metric", f"unknown metric {con.metric!r} "
+                              f"({_did_you_mean(con.metric, METRICS)}allowed: {', '.join(METRICS)})")
+        if con.min is None and con.max is None:
+            raise ConfigError(file, f"constraints[{i}]", "needs min, max or both")
+        if con.min is not None and con.max is not None and con.min > con.max:
+            raise ConfigError(file, f"constraints[{i}].min", f"min {con.min:g} > max {con.max:g}")
+        out.append(con)
+    return out
+
+
 def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
     file = str(file)
     for k in raw:
@@ -439,10 +485,18 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
             raise ConfigError(file, f"objectives[{i}].metric", f"unknown metric {obj.metric!r} ({_did_you_mean(obj.metric, METRICS)}allowed: {', '.join(METRICS)})")
         objectives.append(obj)
     es = (raw.get("sweep") or {}).get("early_stopping") if isinstance(raw.get("sweep"), dict) else None
+    if isinstance(es, dict) and es.get("scheduler") == "mo_asha" and ({"metric", "mode"} & set(es)):
+        raise ConfigError(file, "sweep.early_stopping." + sorted({"metric", "mode"} & set(es))[0],
+                          "mo_asha ranks trials on the sweep's objectives; drop metric/mode (they are for asha, hyperband)")
     if isinstance(es, dict) and es.get("metric", "val_robust_acc") not in METRICS:
         raise ConfigError(file, "sweep.early_stopping.metric", f"unknown metric {es.get('metric')!r} (allowed: {', '.join(METRICS)})")
+    ref = (raw.get("sweep") or {}).get("hypervolume_ref") if isinstance(raw.get("sweep"), dict) else None
+    if isinstance(ref, dict) and set(ref) != {o.metric for o in objectives}:
+        raise ConfigError(file, "sweep.hypervolume_ref", f"needs one value per objective, exactly: "
+                          f"{', '.join(o.metric for o in objectives)} (got {', '.join(map(str, ref)) or 'none'})")
     if len({o.metric for o in objectives}) != len(objectives):
         raise ConfigError(file, "objectives", "an objective is listed twice")
+    constraints = _parse_constraints(raw.get("constraints", []), file)
     fe = raw.get("final_eval")
     if isinstance(fe, dict) and isinstance(fe.get("attack_n"), dict):
         listed = fe.get("attacks", FinalEvalSection().attacks)
@@ -458,7 +512,7 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
         resources=_pydantic(ResourcesSection, raw.get("resources"), file, "resources"),
         mlflow=_pydantic(MlflowSection, raw.get("mlflow"), file, "mlflow"),
         final_eval=_pydantic(FinalEvalSection, raw.get("final_eval"), file, "final_eval"),
-        storage_path=raw.get("storage_path"), raw=raw,
+        storage_path=raw.get("storage_path"), raw=raw, constraints=constraints,
     )
     if cfg.storage_path is not None and not isinstance(cfg.storage_path, str):
         raise ConfigError(file, "storage_path", "must be a path or URI string")

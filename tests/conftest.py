@@ -123,3 +123,63 @@ def run_cli(args, cwd, timeout=600):
     env = dict(os.environ)
     return subprocess.run([sys.executable, "-m", "raysweep.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+# Multi-objective early stopping with a deterministic outcome: trial 1 costs more per epoch than
+# trial 0 (PGD-3 against PGD-1) and learns nothing (lr 1e-6), so at rung 1 it is dominated by
+# trial 0 on (cost, robust accuracy) and stops. Trial 2, its exact copy, ties with it at rung 1's
+# cut (2 of 3 go on) and continues, then is dominated at rung 2 and stops there; trial 0 runs on.
+MO_ASHA_YAML = """
+name: {name}
+method: pgd_at
+dataset: {{name: synthetic, val_size: 128}}
+model: {{name: small_cnn, width: 4}}
+threat: {{norm: linf, eps: 0.1}}
+train: {{epochs: 3, batch_size: 64, lr: 0.01, optimizer: adam, weight_decay: 0.0}}
+eval: {{val_pgd_steps: 2}}
+search:
+  pgd_at.steps: {{int: [1, 3]}}
+  lr: {{float: [0.000001, 0.01], log: true}}
+objectives: [{{metric: cost, mode: min}}, {{metric: val_robust_acc, mode: max}}]
+sweep:
+  num_samples: 3
+  max_concurrent: 1
+  early_stopping: {{scheduler: mo_asha, grace_period: 1, reduction_factor: 2}}
+  enqueue:
+    - {{pgd_at.steps: 1, lr: 0.01}}
+    - {{pgd_at.steps: 3, lr: 0.000001}}
+    - {{pgd_at.steps: 3, lr: 0.000001}}
+resources: {{num_workers: 1, cpus_per_worker: 1, executor: {executor}}}
+final_eval: {{enabled: false}}
+"""
+
+
+def mo_asha_yaml(tmp_path, name, executor):
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(MO_ASHA_YAML.format(name=name, executor=executor))
+    return p
+
+
+def check_mo_asha_sweep(summary, tmp_path, name):
+    """Trial 0 ran all 3 epochs; the dominated trials stopped at rungs 1 and 2, tagged as such in
+    MLflow with every epoch they ran; the rungs rebuild from state.json as a resume would."""
+    from mlflow.tracking import MlflowClient
+
+    from raysweep.config import load_config
+    from raysweep.tune.callbacks import SweepState
+    from raysweep.tune.runner import make_scheduler
+
+    assert summary["finished"] == 3 and summary["failed"] == 0
+    epochs = {int(r["trial"]): int(r["epoch"]) for r in summary["rows"]}
+    assert epochs == {0: 3, 1: 1, 2: 2}, epochs
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    kids = client.search_runs([client.get_experiment_by_name(name).experiment_id],
+                              filter_string="tags.`raysweep.kind` = 'trial'")
+    tags = {int(k.data.tags["optuna_trial"]): k.data.tags for k in kids}
+    assert tags[1]["stopped_early"] == tags[2]["stopped_early"] == "true" and "stopped_early" not in tags[0]
+    for k in kids:
+        n = int(k.data.metrics["epoch"])
+        assert [h.step for h in client.get_metric_history(k.info.run_id, "cost")] == list(range(1, n + 1))
+    state = SweepState(Path(summary["sweep_dir"]) / "state.json")
+    rebuilt = make_scheduler(load_config(tmp_path / f"{name}.yaml"), state.trials)
+    assert sorted(rebuilt.rungs[1]) == [0, 1, 2] and sorted(rebuilt.rungs[2]) == [0, 2]

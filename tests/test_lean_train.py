@@ -12,6 +12,8 @@ from mlflow.tracking import MlflowClient
 from raysweep.config import load_config
 from raysweep.tune.runner import run_sweep
 
+from conftest import check_mo_asha_sweep, mo_asha_yaml
+
 pytestmark = pytest.mark.ray
 
 
@@ -34,20 +36,17 @@ def _wait_all_cpus_free(ray, timeout=30.0):
     return False
 
 
-def test_asha_stops_ray_train_trials_and_their_workers(ray_session, tiny_yaml, tmp_path, monkeypatch):
-    """Tune stopping a Ray Train trial mid-run tears down its controller and workers (the
-    placement group is released) and later trials still run and report every epoch."""
+def test_early_stopping_stops_ray_train_trials_and_their_workers(ray_session, tmp_path, monkeypatch):
+    """Tune stopping a Ray Train trial mid-run (here mo_asha, the multi-objective scheduler; ASHA
+    stops a trial the same way) tears down its controller and workers (the placement group is
+    released) and later trials still run and report every epoch."""
     monkeypatch.chdir(tmp_path)
-    extra = ["sweep.early_stopping={scheduler: asha, metric: val_robust_acc, mode: max, grace_period: 1, reduction_factor: 2}",
-             "train.epochs=3", "resources.executor=train", "sweep.max_concurrent=1", "final_eval.enabled=false"]
-    cfg = load_config(tiny_yaml("asha-train", n=4), extra)
+    cfg = load_config(mo_asha_yaml(tmp_path, "moasha-train", "train"))
     summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
-    assert summary["finished"] == 4 and summary["failed"] == 0
-    epochs = sorted(int(r["epoch"]) for r in summary["rows"])
-    assert epochs[0] < 3 and epochs[-1] == 3
+    check_mo_asha_sweep(summary, tmp_path, "moasha-train")
     assert _wait_all_cpus_free(ray_session), ray_session.available_resources()
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    kids = client.search_runs([client.get_experiment_by_name("asha-train").experiment_id],
+    kids = client.search_runs([client.get_experiment_by_name("moasha-train").experiment_id],
                               filter_string="tags.`raysweep.kind` = 'trial'")
     for k in kids:
         n = int(k.data.metrics["epoch"])

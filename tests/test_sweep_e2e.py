@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from raysweep.config import load_config
 from raysweep.tune.runner import run_sweep
 
-from conftest import run_cli
+from conftest import check_mo_asha_sweep, mo_asha_yaml, run_cli
 
 pytestmark = pytest.mark.ray
 
@@ -39,7 +39,12 @@ def _check_mlflow(client, experiment, n_trials, epochs=2):
         assert "test_pgd20_acc" in k.data.metrics and "test_clean_acc" in k.data.metrics
         assert "test_best_pgd20_acc" in k.data.metrics and "best_epoch" in k.data.metrics  # best-on-validation too
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"pareto.csv", "pareto.png", "pareto_front.json", "sweep.yaml"} <= arts
+    assert {"pareto.csv", "pareto.png", "pareto_front.json", "sweep.yaml", "hypervolume.png"} <= arts
+    # the search's progress: one hypervolume point per completed trial, against a fixed reference
+    hv = sorted(client.get_metric_history(parent.info.run_id, "front_hypervolume"), key=lambda h: h.step)
+    assert [h.step for h in hv] == list(range(1, n_trials + 1))
+    assert all(a.value <= b.value for a, b in zip(hv, hv[1:])) and hv[-1].value > 0
+    assert parent.data.params["hypervolume_ref"].startswith("train_time_s=")
     return parent, kids
 
 
@@ -62,6 +67,11 @@ def test_tiny_sweep_sqlite_end_to_end(ray_session, tiny_yaml, tmp_path, monkeypa
     # `raysweep pareto` reads the same front back from MLflow
     r = run_cli(["pareto", "e2e"], cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
+    assert "front hypervolume" in r.stdout and "reference point train_time_s=" in r.stdout
+    assert {"importance.json", "importance.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    r = run_cli(["pareto", "e2e", "--importance"], cwd=tmp_path, timeout=120)
+    assert r.returncode == 0 and "parameter importance (fANOVA" in r.stdout, r.stdout + r.stderr
+    assert "train_time_s, all trials: skipped (3 completed trials" in r.stdout  # too few to rank: said so
     for k in kids:
         if k.data.tags["pareto_optimal"] == "true":
             assert k.info.run_id in r.stdout
@@ -85,6 +95,29 @@ def test_resources_that_cannot_fit_are_an_error_not_a_hang(ray_session, tiny_yam
     with pytest.raises(UserError, match=r"resources: one trial needs \d+ CPUs"):
         run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
     assert not (tmp_path / "raysweep_runs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_mo_asha_stops_dominated_trials_in_process(ray_session, tmp_path, monkeypatch):
+    """mo_asha on the in-process executor (the Ray Train executor: test_lean_train.py), with a
+    constraint: trial 1 (PGD-3 for 1 epoch: cost 4 clean epochs) would be the cheap end of the
+    front, but `cost >= 5` (a bound chosen to hit exactly it) makes it infeasible: tagged, off
+    the front, out of the hypervolume."""
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(mo_asha_yaml(tmp_path, "moasha", "inprocess"), ["constraints=[{metric: cost, min: 5}]"])
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    check_mo_asha_sweep(summary, tmp_path, "moasha")
+    rows = {int(r["trial"]): r for r in summary["rows"]}
+    assert [rows[t]["cost"] for t in (0, 1, 2)] == pytest.approx([6.0, 4.0, 8.0])
+    assert [r["trial"] for r in summary["front"]] == [0]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    kids = client.search_runs([client.get_experiment_by_name("moasha").experiment_id],
+                              filter_string="tags.`raysweep.kind` = 'trial'")
+    tags = {int(k.data.tags["optuna_trial"]): k.data.tags for k in kids}
+    assert tags[1].get("infeasible") == "true" and tags[1]["pareto_optimal"] == "false"
+    assert "infeasible" not in tags[0] and tags[0]["pareto_optimal"] == "true"
+    parent = client.get_run(summary["parent_run_id"])
+    hv = sorted(client.get_metric_history(parent.info.run_id, "front_hypervolume"), key=lambda h: h.step)
+    assert hv[0].value == hv[1].value  # trial 1 completed second and added nothing
 
 
 def test_asha_early_stopping_with_multi_objective_search(ray_session, tiny_yaml, tmp_path, monkeypatch):

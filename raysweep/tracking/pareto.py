@@ -30,6 +30,76 @@ def pareto_mask(points: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     return mask
 
 
+def _to_min(points, modes: Sequence[str]) -> np.ndarray:
+    pts = np.asarray(points, dtype=float).reshape(len(points), len(modes))
+    return pts * np.array([1.0 if m == "min" else -1.0 for m in modes])
+
+
+def nondominated_fronts(points, modes: Sequence[str]) -> List[List[int]]:
+    """Non-dominated sorting: row indices grouped into fronts, best front first. Rows with a NaN
+    come last, as one front of their own (worse than anything measured)."""
+    p = _to_min(points, modes)
+    valid = ~np.isnan(p).any(axis=1)
+    left = [i for i in range(len(p)) if valid[i]]
+    fronts: List[List[int]] = []
+    while left:
+        sub = p[left]
+        front = [i for i, row in zip(left, sub)
+                 if not np.any(np.all(sub <= row, axis=1) & np.any(sub < row, axis=1))]
+        fronts.append(front)
+        left = [i for i in left if i not in front]
+    bad = [i for i in range(len(p)) if not valid[i]]
+    return fronts + ([bad] if bad else [])
+
+
+def crowding_distance(points, modes: Sequence[str]) -> np.ndarray:
+    """NSGA-II's crowding distance of each row within its set: the sum over objectives of the
+    normalised gap between its two neighbours; the extremes of every objective get infinity."""
+    p = _to_min(points, modes)
+    n, k = p.shape
+    dist = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for j in range(k):
+        order = np.argsort(p[:, j], kind="stable")
+        lo, hi = p[order[0], j], p[order[-1], j]
+        dist[order[0]] = dist[order[-1]] = np.inf
+        if hi > lo:
+            dist[order[1:-1]] += (p[order[2:], j] - p[order[:-2], j]) / (hi - lo)
+    return dist
+
+
+def rank_keys(points, modes: Sequence[str]) -> List[tuple]:
+    """A sort key per row, smaller is better: (non-dominated front, minus crowding distance
+    inside that front). Spread-out points come first inside a front, so both of its ends survive;
+    equal keys are a genuine tie."""
+    pts = np.asarray(points, dtype=float).reshape(len(points), len(modes))
+    out: List[tuple] = [()] * len(pts)
+    for f, front in enumerate(nondominated_fronts(pts, modes)):
+        cd = crowding_distance(pts[front], modes) if not np.isnan(pts[front]).any() else np.zeros(len(front))
+        for i, d in zip(front, cd):
+            out[i] = (f, -float(d))
+    return out
+
+
+def hypervolume_2d(points, modes: Sequence[str], ref: Sequence[float]) -> float:
+    """Area dominated by the points and bounded by the reference point ``ref`` (in the
+    objectives' own units and directions); points not better than ``ref`` in both add nothing."""
+    p = _to_min(points, modes)
+    r = _to_min([ref], modes)[0]
+    p = p[~np.isnan(p).any(axis=1)]
+    p = p[np.all(p < r, axis=1)]
+    if len(p) == 0:
+        return 0.0
+    p = p[np.lexsort((p[:, 1], p[:, 0]))]
+    area, best_y = 0.0, r[1]
+    for x, y in p:
+        if y < best_y:
+            area += (r[0] - x) * (best_y - y)
+            best_y = y
+    return float(area)
+
+
 def front_rows(rows: List[Dict], objectives: List[Dict]) -> List[Dict]:
     """Mark ``pareto_optimal`` on each row (dicts with the objective metrics) and return them
     sorted by the first objective."""

@@ -37,6 +37,8 @@ def load_sweep_front(experiment: str, tracking_uri: Optional[str] = None, run_id
         flags = [k[len("masking_"):] for k, v in c.data.tags.items() if k.startswith("masking_") and v == "true"]
         if c.data.tags.get("catastrophic_overfit") == "true":
             flags.append("catastrophic_overfit")
+        if c.data.tags.get("infeasible") == "true":
+            flags.append("infeasible")
         rows.append({"trial": int(c.data.tags.get("optuna_trial", -1)), "method": c.data.tags.get("method", "?"),
                      "run_id": c.info.run_id, "flags": ",".join(flags) or "-", **c.data.metrics})
     # the front as the sweep built it (flagged collapses stay off unless the sweep let them on)
@@ -65,3 +67,34 @@ def format_table(rows: List[Dict], cols: List[str]) -> str:
 
 
 # -- command line --------------------------------------------------------------------------
+
+
+def sweep_hypervolume(parent_run_id: str, tracking_uri: Optional[str] = None) -> Optional[Tuple[float, str, int]]:
+    """(final front hypervolume, its reference point, completed trials) of a sweep's parent
+    run, or None when the sweep logged no hypervolume curve."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
+    hist = client.get_metric_history(parent_run_id, "front_hypervolume")
+    if not hist:
+        return None
+    last = max(hist, key=lambda h: h.step)
+    return last.value, client.get_run(parent_run_id).data.params.get("hypervolume_ref", "?"), last.step
+
+
+def sweep_artifact_json(parent_run_id: str, name: str, tracking_uri: Optional[str] = None) -> Optional[Dict]:
+    """A JSON artifact of a sweep's parent run (e.g. importance.json), or None."""
+    import json
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(parent_run_id, name, tmp)
+        except (MlflowException, OSError):
+            return None
+        with open(path) as f:
+            return json.load(f)

@@ -121,10 +121,38 @@ class MlflowSync:
         for rec in self.state.trials.values():
             ok = self.sync(rec, force=force) and ok
             force = force and ok  # one failure is enough to know the store is down
-        return ok
+        return self.sync_parent(force=force) and ok
+
+    def sync_parent(self, force: bool = False) -> bool:
+        """The parent run's hypervolume curve (one point per completed trial) and its
+        reference point, logged once each, retried like the trials' metrics."""
+        from mlflow.exceptions import MlflowException
+
+        hv = self.state.data.get("hypervolume")
+        if not hv or (not force and time.time() < self.down_until):
+            return not hv or not self._parent_dirty(hv)
+        try:
+            if hv.get("ref") and not hv.get("ref_logged"):
+                self.tracker.log_params(self.parent_id, {"hypervolume_ref": ",".join(f"{k}={v:g}" for k, v in hv["ref"].items())})
+                hv["ref_logged"] = True
+            for n, spent, value in hv["curve"][hv.get("logged", 0):]:
+                self.tracker.log_metrics(self.parent_id, {"front_hypervolume": value, "cumulative_train_time_s": spent}, int(n))
+                hv["logged"] = hv.get("logged", 0) + 1
+            return True
+        except (MlflowException, OSError) as e:
+            self.errors.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            self.down_until = time.time() + self.RETRY_AFTER_S
+            return False
+        finally:
+            self.state.save()
+
+    @staticmethod
+    def _parent_dirty(hv) -> bool:
+        return bool(hv) and (hv.get("logged", 0) < len(hv.get("curve", [])) or bool(hv.get("ref") and not hv.get("ref_logged")))
 
     def dirty(self) -> List[Dict[str, Any]]:
-        return [r for r in self.state.trials.values()
+        parent = [{"parent": True}] if self._parent_dirty(self.state.data.get("hypervolume")) else []
+        return parent + [r for r in self.state.trials.values()
                 if not r.get("run_id") or any(int(h.get("epoch", 0)) not in r.get("logged", []) for h in r.get("history", []))
                 or r.get("pending_tags") or r.get("pending_metrics") or (r["status"] in ("FINISHED", "FAILED") and not r.get("terminated"))]
 
@@ -133,10 +161,15 @@ class MlflowTrialRecorder(Callback):
     """Records every trial in the sweep state and mirrors it to one MLflow child run per
     trial under the sweep's parent run, all from the driver (a single writer)."""
 
-    def __init__(self, sync: MlflowSync, state: SweepState, objectives):
+    def __init__(self, sync: MlflowSync, state: SweepState, objectives, hypervolume=None):
         self.sync = sync
         self.state = state
         self.objectives = objectives
+        self.hypervolume = hypervolume  # a tracking.hypervolume.HypervolumeTracker, or None
+
+    def _completed(self, rec):
+        if self.hypervolume is not None and self.hypervolume.on_complete(rec) is not None:
+            self.sync.sync_parent()
 
     def _record(self, trial) -> Dict[str, Any]:
         cfg = trial.config
@@ -209,6 +242,7 @@ class MlflowTrialRecorder(Callback):
         else:
             self._tag(rec, status="FINISHED")
         self.sync.sync(rec)
+        self._completed(rec)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         rec = self._record(trial)
@@ -223,6 +257,7 @@ class MlflowTrialRecorder(Callback):
         rec["error"] = _error_line(trial)
         self._tag(rec, status="FAILED", error=rec["error"])
         self.sync.sync(rec)
+        self._completed(rec)
 
     def rows(self) -> List[Dict[str, Any]]:
         out = []

@@ -9,6 +9,7 @@ Layout of one sweep on disk (``storage_path``, default ``./raysweep_runs``)::
 """
 
 import csv
+import json
 import os
 import time
 from pathlib import Path
@@ -118,18 +119,27 @@ def _absolute_paths(cfg: SweepConfig, workdir: Path):
             params["teacher_checkpoint"] = str(workdir / Path(ck).expanduser())
 
 
-def make_scheduler(cfg: SweepConfig):
-    """ASHA / HyperBand on the YAML's scalar proxy, with epochs as the time axis; None: off."""
+def make_scheduler(cfg: SweepConfig, trials: Optional[Dict[str, Dict[str, Any]]] = None):
+    """Early stopping with epochs as the time axis; None: off. ``mo_asha`` ranks on the sweep's
+    objectives and rebuilds its rungs from ``trials`` (state.json) on a resumed sweep; ASHA /
+    HyperBand rank on the YAML's scalar proxy."""
     es = cfg.sweep.early_stopping
     if es is None:
         return None
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
 
     max_t = int(cfg.base["train"]["epochs"])
+    if es.scheduler == "mo_asha":
+        from .mo_asha import MultiObjectiveASHA
+
+        history = {int(r["trial"]): r.get("history", []) for r in (trials or {}).values()}
+        return MultiObjectiveASHA([(o.metric, o.mode) for o in cfg.objectives], max_t=max_t,
+                                  grace_period=es.grace_period, reduction_factor=es.reduction_factor, history=history)
+    proxy, mode = es.metric or "val_robust_acc", es.mode or "max"
     if es.scheduler == "hyperband":
-        return HyperBandScheduler(time_attr="epoch", metric=es.metric, mode=es.mode, max_t=max_t,
+        return HyperBandScheduler(time_attr="epoch", metric=proxy, mode=mode, max_t=max_t,
                                   reduction_factor=es.reduction_factor)
-    return ASHAScheduler(time_attr="epoch", metric=es.metric, mode=es.mode, max_t=max_t,
+    return ASHAScheduler(time_attr="epoch", metric=proxy, mode=mode, max_t=max_t,
                          grace_period=es.grace_period, reduction_factor=es.reduction_factor)
 
 
@@ -202,7 +212,14 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     searcher = OptunaMultiObjectiveSearch(cfg, study, resume_points=resume_points)
     sync = MlflowSync(tracker, parent_id, state)
     sync.sync_all(force=True)  # anything an earlier (killed) driver could not log
-    recorder = MlflowTrialRecorder(sync, state, cfg.objectives)
+    from ..tracking.hypervolume import HypervolumeTracker
+
+    hv = HypervolumeTracker(state, [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives],
+                            declared=cfg.sweep.hypervolume_ref, include_flagged=cfg.sweep.front_includes_flagged,
+                            excluded=cfg.infeasible)
+    if not hv.enabled:
+        printer(f"raysweep: {len(cfg.objectives)} objectives: no hypervolume curve (it is computed for two)", flush=True)
+    recorder = MlflowTrialRecorder(sync, state, cfg.objectives, hypervolume=hv if hv.enabled else None)
     progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer)
     eager = None
     if cfg.final_eval.enabled and cfg.final_eval.members == "all":
@@ -230,7 +247,8 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     if to_run > 0:
         tuner = tune.Tuner(
             tune.with_resources(trial_fn, trial_resources(cfg.resources, use_gpu)),
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run, scheduler=make_scheduler(cfg),
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run,
+                                        scheduler=make_scheduler(cfg, state.trials),
                                         max_concurrent_trials=cfg.sweep.max_concurrent,
                                         # Ray's stock trainer path cannot hand back a trial that
                                         # Tune stopped early: its actor is not reused then.
@@ -253,6 +271,23 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     rows = recorder.rows()
     summary = finish_sweep(cfg, tracker, parent_id, rows, sweep_dir, errors, printer, use_gpu, sync,
                            started=eager.started if eager else None)
+    if summary["finished"]:
+        from .importance import param_importances, plot_importances
+
+        imp = param_importances(study, cfg.objectives)
+        (sweep_dir / "importance.json").write_text(json.dumps(imp, indent=1))
+        _safe(errors, tracker.log_artifact, parent_id, sweep_dir / "importance.json")
+        _safe(errors, tracker.log_artifact, parent_id, plot_importances(imp, sweep_dir / "importance.png"))
+        summary["importance"] = imp
+    if hv.enabled and hv.data["curve"]:
+        from ..tracking.hypervolume import plot_curve
+
+        hv_png = plot_curve(hv.data["curve"], sweep_dir / "hypervolume.png", title=f"{cfg.name}: hypervolume of the front",
+                            ref=hv.ref_param())
+        _safe(errors, tracker.log_artifact, parent_id, hv_png)
+        summary.update(front_hypervolume=hv.data["curve"][-1][2], hypervolume_ref=hv.ref_param(), hypervolume_png=str(hv_png))
+        printer(f"raysweep: front hypervolume {hv.data['curve'][-1][2]:.4g} (reference {hv.ref_param()}) "
+                f"after {hv.data['curve'][-1][0]} trials: {hv_png}", flush=True)
     summary.update(sweep_dir=str(sweep_dir), parent_run_id=parent_id, tracking_uri=tracking_uri,
                    experiment=experiment, sweep_wall_s=sweep_wall, evaluated_early=len(eager.started) if eager else 0)
     _safe(errors, tracker.log_metrics, parent_id, {"sweep_wall_s": state.data["sweep_wall_s"], "trials_finished": summary["finished"],
@@ -278,6 +313,8 @@ def _flush_or_fallback(cfg, sync, sweep_dir: Path, errors: List[str], printer, w
     copy = {**sync.state.data, "trials": {k: {**r, "run_id": None, "logged": [], "terminated": False,
                                               "pending_tags": {"status": r["status"], "pareto_optimal": str(r.get("pareto_optimal", ""))}}
                                           for k, r in sync.state.trials.items()}}
+    if copy.get("hypervolume"):
+        copy["hypervolume"] = {**copy["hypervolume"], "logged": 0, "ref_logged": False}
 
     class _Mem:
         data = copy
@@ -288,7 +325,7 @@ def _flush_or_fallback(cfg, sync, sweep_dir: Path, errors: List[str], printer, w
 
     fb = MlflowSync(local, parent, _Mem())
     fb.sync_all()
-    for name in ("pareto.csv", "pareto.png", "sweep.yaml"):
+    for name in ("pareto.csv", "pareto.png", "hypervolume.png", "importance.json", "importance.png", "sweep.yaml"):
         if (sweep_dir / name).is_file():
             local.log_artifact(parent, sweep_dir / name)
     local.end_run(parent)
@@ -314,8 +351,12 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
     finished = [r for r in rows if r["status"] == "FINISHED"]
     failed = [r for r in rows if r["status"] == "FAILED"]
     flagged = [r for r in finished if r.get("catastrophic_overfit", 0) > 0]
+    infeasible = [r for r in finished if cfg.infeasible(r)]
+    for r in infeasible:  # outside the YAML's constraints: never on the front
+        r["infeasible"] = True
+        sync.state.trials[str(r["trial"])].setdefault("pending_tags", {})["infeasible"] = "true"
     # Collapsed single-step runs stay off the front unless the user asks for them.
-    candidates = finished if cfg.sweep.front_includes_flagged else [r for r in finished if r not in flagged]
+    candidates = [r for r in finished if (cfg.sweep.front_includes_flagged or r not in flagged) and r not in infeasible]
     front_rows(candidates, objectives)
     for r in finished:
         r.setdefault("pareto_optimal", False)
@@ -431,23 +472,13 @@ def eval_task(use_gpu: bool):
     return _eval
 
 
-def _summarise(results: List[Dict[str, float]]) -> Dict[str, float]:
-    """Mean over seeds; with repeats also ``_std`` and ``_seed<i>`` of every accuracy."""
-    out = {k: sum(p[k] for p in results) / len(results) for k in results[0]}
-    if len(results) > 1:
-        for k in results[0]:
-            if k.endswith("_acc"):
-                out[k + "_std"] = (sum((p[k] - out[k]) ** 2 for p in results) / len(results)) ** 0.5
-                for i, p in enumerate(results):
-                    out[f"{k}_seed{i}"] = p[k]
-    return out
-
-
 def combine_seeds(per_seed: List[Dict[str, Any]], with_best: bool) -> Dict[str, float]:
-    out = _summarise([p["last"] for p in per_seed])
+    from ..train.seeds import summarise_seeds
+
+    out = summarise_seeds([p["last"] for p in per_seed])
     if with_best:
         # the best-on-validation checkpoint: test_best_* (equal to the last where it is the last)
-        best = _summarise([p["best"] or p["last"] for p in per_seed])
+        best = summarise_seeds([p["best"] or p["last"] for p in per_seed])
         out.update({k.replace("test_", "test_best_", 1): v for k, v in best.items()
                     if k.startswith("test_") and not k.startswith("test_n")})
     out["best_epoch"] = max(p["best_epoch"] for p in per_seed)

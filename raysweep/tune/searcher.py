@@ -9,6 +9,7 @@ every Tune trial ends as COMPLETE (with all objectives) or FAIL in Optuna.
 
 import math
 import pickle
+import warnings
 from typing import Any, Dict, Optional
 
 import optuna
@@ -25,6 +26,10 @@ def make_sampler(cfg: SweepConfig):
     if s.sampler == "random":
         return optuna.samplers.RandomSampler(seed=s.seed)
     return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(2, min(10, s.num_samples // 2)))
+
+
+def constraint_key(i: int, metric: str) -> str:
+    return f"{i}:{metric}"
 
 
 def suggest(trial: optuna.Trial, sp: SearchParam):
@@ -54,6 +59,10 @@ def open_study(cfg: SweepConfig, storage_url: str, study_name: str) -> optuna.St
         study_name=study_name, storage=storage_url, load_if_exists=True, sampler=make_sampler(cfg),
         directions=["minimize" if o.mode == "min" else "maximize" for o in cfg.objectives],
     )
+    if study.metric_names is None:  # optuna-dashboard labels the objectives with these
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.metric for o in cfg.objectives])
     # A new study: the YAML's enqueued points come first. A resumed one: labelled points the YAML
     # gained since (e.g. a tuned configuration added to a reproduction) are queued, nothing twice.
     resumed = bool(study.trials)  # taken before the loop: each enqueue adds a (waiting) trial
@@ -103,8 +112,16 @@ class OptunaMultiObjectiveSearch(Searcher):
         values = objective_values(self.cfg, result) if (result and not error) else None
         if values is None:
             self.study.tell(number, state=optuna.trial.TrialState.FAIL)
-        else:
-            self.study.tell(number, values)
+            return
+        if self.cfg.constraints:
+            # Optuna 5's TPE and NSGA-II read a trial's constraints (<= 0: met) from what
+            # Trial.set_constraint stored; random search ignores them. The Trial handle of a
+            # number comes from the storage (ask() handles do not survive a resumed driver).
+            storage = self.study._storage
+            trial = optuna.Trial(self.study, storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
+            for i, c in enumerate(self.cfg.constraints):
+                trial.set_constraint(constraint_key(i, c.metric), c.violation(result))
+        self.study.tell(number, values)
 
     def save(self, checkpoint_path: str):
         with open(checkpoint_path, "wb") as f:

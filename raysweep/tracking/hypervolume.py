@@ -1,0 +1,112 @@
+"""How a sweep's search is going: the hypervolume of the front after every completed trial.
+
+The reference point is fixed once per sweep (kept in state.json, logged as the parent run's
+``hypervolume_ref`` param) so the curve only rises when the front improves: the YAML's
+``sweep.hypervolume_ref`` when given, else derived from the first finished trial: an accuracy
+to maximise gets 0, a cost to minimise ten times that trial's value (room for methods up to
+~10x dearer; a trial beyond the reference adds nothing). Declare it to compare sweeps.
+Two objectives only: with more, nothing is computed and the sweep says so once."""
+
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from .pareto import hypervolume_2d, pareto_mask
+
+DERIVED_FACTOR = 10.0
+
+
+def derive_reference(objectives: Sequence[Dict[str, str]], first: Dict[str, float]) -> Dict[str, float]:
+    ref = {}
+    for o in objectives:
+        v = float(first[o["metric"]])
+        if o["mode"] == "max":
+            ref[o["metric"]] = 0.0 if o["metric"].endswith("_acc") else v - DERIVED_FACTOR * abs(v) - 1.0
+        else:
+            ref[o["metric"]] = DERIVED_FACTOR * v if v > 0 else v + DERIVED_FACTOR
+    return ref
+
+
+def _counts(rec: Dict[str, Any], objectives, include_flagged: bool, excluded: Optional[Callable] = None) -> bool:
+    """Whether a trial can be on the front: finished, measured, not collapsed (unless the sweep
+    lets collapses on), not outside the YAML's constraints."""
+    m = rec.get("metrics", {})
+    if rec.get("status") != "FINISHED" or any(not isinstance(m.get(o["metric"]), (int, float)) for o in objectives):
+        return False
+    if excluded is not None and excluded(m):
+        return False
+    return include_flagged or not rec.get("catastrophic_overfit")
+
+
+class HypervolumeTracker:
+    """Appends one point per completed trial to ``state.data['hypervolume']``:
+    ``{"ref": {metric: value}, "curve": [[completed, cumulative_train_time_s, hv], ...],
+    "done": [trial numbers in completion order], "logged": points already in MLflow}``."""
+
+    def __init__(self, state, objectives: Sequence[Dict[str, str]], declared: Optional[Dict[str, float]] = None,
+                 include_flagged: bool = False, excluded: Optional[Callable] = None):
+        self.state = state
+        self.objectives = list(objectives)
+        self.include_flagged = include_flagged
+        self.excluded = excluded
+        self.data = state.data.setdefault("hypervolume", {"ref": None, "curve": [], "done": [], "logged": 0})
+        if declared and not self.data["ref"]:
+            self.data["ref"] = {k: float(v) for k, v in declared.items()}
+
+    @property
+    def enabled(self) -> bool:
+        return len(self.objectives) == 2
+
+    def on_complete(self, rec: Dict[str, Any]) -> Optional[List[float]]:
+        """Record trial ``rec`` (just FINISHED or FAILED); returns the new curve point."""
+        if not self.enabled or rec["trial"] in self.data["done"]:
+            return None
+        self.data["done"].append(rec["trial"])
+        trials = self.state.trials
+        if self.data["ref"] is None and _counts(rec, self.objectives, self.include_flagged, self.excluded):
+            self.data["ref"] = derive_reference(self.objectives, rec["metrics"])
+        done = [trials[str(t)] for t in self.data["done"] if str(t) in trials]
+        spent = sum(float(r.get("metrics", {}).get("train_time_s", 0.0) or 0.0) for r in done)
+        hv = self.value([r for r in done if _counts(r, self.objectives, self.include_flagged, self.excluded)])
+        point = [len(done), spent, hv]
+        self.data["curve"].append(point)
+        return point
+
+    def value(self, recs: List[Dict[str, Any]]) -> float:
+        if not recs or not self.data["ref"]:
+            return 0.0
+        metrics = [o["metric"] for o in self.objectives]
+        modes = [o["mode"] for o in self.objectives]
+        pts = [[r["metrics"][m] for m in metrics] for r in recs]
+        front = [p for p, on in zip(pts, pareto_mask(pts, modes)) if on]
+        return hypervolume_2d(front, modes, [self.data["ref"][m] for m in metrics])
+
+    def unlogged(self) -> List[List[float]]:
+        return self.data["curve"][self.data.get("logged", 0):]
+
+    def ref_param(self) -> str:
+        ref = self.data.get("ref") or {}
+        return ",".join(f"{k}={v:g}" for k, v in ref.items())
+
+
+def plot_curve(curve: List[List[float]], path, title: str = "", ref: str = ""):
+    """Hypervolume against completed trials and against cumulative training time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [c[0] for c in curve]
+    t = [c[1] for c in curve]
+    hv = [c[2] for c in curve]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120, sharey=True)
+    axes[0].step(n, hv, where="post", marker="o", ms=3)
+    axes[0].set_xlabel("completed trials")
+    axes[0].set_ylabel("front hypervolume" + (f"\n(reference {ref})" if ref else ""))
+    axes[1].step(t, hv, where="post", marker="o", ms=3, color="darkorange")
+    axes[1].set_xlabel("cumulative training time of completed trials (s)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or "hypervolume of the front")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
