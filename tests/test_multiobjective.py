@@ -142,6 +142,21 @@ def test_hypervolume_curve_fixed_reference_failed_and_flagged_trials(tmp_path):
     assert again.data["ref"] == {"train_time_s": 50.0, "val_robust_acc": 0.1} and again.data["done"] == [0]
 
 
+def test_hypervolume_of_a_sweep_begun_before_the_record_existed(tmp_path):
+    from raysweep.tracking.hypervolume import HypervolumeTracker
+    from raysweep.tune.callbacks import SweepState
+
+    state = SweepState(tmp_path / "old.json")
+    for r in (_rec(1, 40.0, 0.8), _rec(0, 10.0, 0.5), {**_rec(2, 5.0, 0.1), "status": "RUNNING"}):
+        state.trials[str(r["trial"])] = r
+    objs = [{"metric": "train_time_s", "mode": "min"}, {"metric": "val_robust_acc", "mode": "max"}]
+    hv = HypervolumeTracker(state, objs)  # a resumed sweep: its ended trials enter the curve, in trial order
+    assert hv.data["done"] == [0, 1] and [c[0] for c in hv.data["curve"]] == [1, 2]
+    assert hv.data["ref"] == {"train_time_s": 100.0, "val_robust_acc": 0.0}
+    assert hv.data["curve"][-1][2] == pytest.approx(90 * 0.5 + 60 * 0.3)
+    assert len(HypervolumeTracker(state, objs).data["curve"]) == 2  # built once
+
+
 def test_hypervolume_ref_must_name_every_objective(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text("name: s\nmethod: fgsm_rs\ndataset: {name: synthetic}\n"

@@ -47,9 +47,14 @@ class HypervolumeTracker:
         self.objectives = list(objectives)
         self.include_flagged = include_flagged
         self.excluded = excluded
+        fresh = "hypervolume" not in state.data
         self.data = state.data.setdefault("hypervolume", {"ref": None, "curve": [], "done": [], "logged": 0})
         if declared and not self.data["ref"]:
             self.data["ref"] = {k: float(v) for k, v in declared.items()}
+        if fresh:  # a sweep begun by a raysweep without this record: its ended trials, in trial order
+            for rec in sorted(state.trials.values(), key=lambda r: r["trial"]):
+                if rec.get("status") in ("FINISHED", "FAILED"):
+                    self.on_complete(rec)
 
     @property
     def enabled(self) -> bool:
