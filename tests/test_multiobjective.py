@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from raysweep.config import ConfigError, load_config
+from raysweep.config import ConfigError, parse_config
 from raysweep.tracking.pareto import crowding_distance, hypervolume_2d, nondominated_fronts, rank_keys
 from raysweep.tune.mo_asha import MultiObjectiveASHA, promotes, rung_levels
 
@@ -91,15 +91,16 @@ def test_scheduler_decides_once_per_rung_and_rebuilds_from_history():
     assert r.on_trial_result(None, _trial(2), {"epoch": 1, "cost": 30, "val_robust_acc": 0.4}) == "STOP"
 
 
-def test_mo_asha_rejects_a_scalar_proxy(tmp_path):
-    f = tmp_path / "s.yaml"
-    f.write_text("name: s\nmethod: fgsm_rs\ndataset: {name: synthetic}\n"
-                 "sweep: {early_stopping: {scheduler: mo_asha, metric: val_robust_acc}}\n")
-    with pytest.raises(ConfigError, match=r"sweep\.early_stopping\.metric.*mo_asha ranks trials on the sweep's objectives"):
-        load_config(f)
-    f.write_text("name: s\nmethod: fgsm_rs\ndataset: {name: synthetic}\nsweep: {early_stopping: {scheduler: mo_ashaa}}\n")
-    with pytest.raises(ConfigError, match=r"sweep\.early_stopping\.scheduler.*mo_asha"):
-        load_config(f)
+def _rejects(sweep, match):
+    raw = {"name": "s", "method": "fgsm_rs", "dataset": {"name": "synthetic"}, "sweep": sweep}
+    with pytest.raises(ConfigError, match=match):
+        parse_config(raw, "s.yaml")
+
+
+def test_mo_asha_rejects_a_scalar_proxy():
+    _rejects({"early_stopping": {"scheduler": "mo_asha", "metric": "val_robust_acc"}},
+             r"sweep\.early_stopping\.metric.*mo_asha ranks trials on the sweep's objectives")
+    _rejects({"early_stopping": {"scheduler": "mo_ashaa"}}, r"sweep\.early_stopping\.scheduler.*mo_asha")
 
 
 def _rec(n, cost, acc, status="FINISHED", flagged=False):
@@ -157,12 +158,8 @@ def test_hypervolume_of_a_sweep_begun_before_the_record_existed(tmp_path):
     assert len(HypervolumeTracker(state, objs).data["curve"]) == 2  # built once
 
 
-def test_hypervolume_ref_must_name_every_objective(tmp_path):
-    f = tmp_path / "s.yaml"
-    f.write_text("name: s\nmethod: fgsm_rs\ndataset: {name: synthetic}\n"
-                 "sweep: {hypervolume_ref: {train_time_s: 100}}\n")
-    with pytest.raises(ConfigError, match=r"sweep\.hypervolume_ref.*train_time_s, val_robust_acc"):
-        load_config(f)
+def test_hypervolume_ref_must_name_every_objective():
+    _rejects({"hypervolume_ref": {"train_time_s": 100}}, r"sweep\.hypervolume_ref.*train_time_s, val_robust_acc")
 
 
 def _study(n=16, seed=0):
@@ -209,7 +206,6 @@ def test_importance_with_too_few_trials_says_so():
 def test_constraints_validate_and_reach_the_sampler(tmp_path):
     import optuna
 
-    from raysweep.config import parse_config
     from raysweep.tune.searcher import OptunaMultiObjectiveSearch, open_study
 
     base = {"name": "c", "method": "fgsm_rs", "dataset": {"name": "synthetic"},

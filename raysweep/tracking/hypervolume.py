@@ -88,8 +88,12 @@ class HypervolumeTracker:
         return self.data["curve"][self.data.get("logged", 0):]
 
     def ref_param(self) -> str:
-        ref = self.data.get("ref") or {}
-        return ",".join(f"{k}={v:g}" for k, v in ref.items())
+        return format_ref(self.data.get("ref"))
+
+
+def format_ref(ref: Optional[Dict[str, float]]) -> str:
+    """The reference point as logged (parent param ``hypervolume_ref``) and printed."""
+    return ",".join(f"{k}={v:g}" for k, v in (ref or {}).items())
 
 
 def plot_curve(curve: List[List[float]], path, title: str = "", ref: str = ""):

@@ -133,7 +133,9 @@ class MlflowSync:
             return not hv or not self._parent_dirty(hv)
         try:
             if hv.get("ref") and not hv.get("ref_logged"):
-                self.tracker.log_params(self.parent_id, {"hypervolume_ref": ",".join(f"{k}={v:g}" for k, v in hv["ref"].items())})
+                from ..tracking.hypervolume import format_ref
+
+                self.tracker.log_params(self.parent_id, {"hypervolume_ref": format_ref(hv["ref"])})
                 hv["ref_logged"] = True
             for n, spent, value in hv["curve"][hv.get("logged", 0):]:
                 self.tracker.log_metrics(self.parent_id, {"front_hypervolume": value, "cumulative_train_time_s": spent}, int(n))
