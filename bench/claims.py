@@ -57,12 +57,13 @@ for _ds in DATASETS:
                    "on the same residual model and epochs.",
              pairs=[("FGSM-RS", ["FP-Better (paper defaults)", "FP-Better (tuned)"])], robust="higher", speed="cheaper"),
         dict(paper="data_pruning", dataset=_ds,
-             sweeps=[f"reproduce-data-pruning-{_ds}", f"reproduce-data-pruning-trades-mart-{_ds}"],
+             sweeps=[f"reproduce-data-pruning-{_ds}", f"reproduce-data-pruning-trades-mart-{_ds}",
+                     f"reproduce-backward-smoothing-{_ds}"],  # its TRADES-10 row is the unpruned TRADES
              claim="PGD-AT on a kept fraction of 0.3-0.5 of the data: robust and clean accuracy similar to unpruned "
                    "PGD-AT, markedly faster; the same with TRADES and MART.",
              pairs=[("PGD-AT", ["PGD-AT + static pruning, keep 0.5", "PGD-AT + static pruning, keep 0.3",
                                 "PGD-AT + dynamic pruning (GRAD-MATCH), keep 0.5", "PGD-AT + pruning (tuned)"]),
-                    ("TRADES", ["TRADES + static pruning, keep 0.5", "TRADES + pruning (tuned)"]),
+                    ("TRADES-10", ["TRADES + static pruning, keep 0.5", "TRADES + pruning (tuned)"]),
                     ("MART", ["MART + static pruning, keep 0.5", "MART + pruning (tuned)"])],
              robust="similar", speed="faster", all_pairs=True, also_clean=True),
         dict(paper="local_ball", dataset=_ds, sweeps=[f"reproduce-local-ball-{_ds}"],

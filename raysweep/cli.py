@@ -23,6 +23,12 @@ def cmd_validate(args) -> int:
     from .config import load_config
 
     cfg = load_config(args.file, args.set)
+    for note in cfg.notes:
+        _print(f"raysweep: {note}")
+    if args.data:
+        from .preflight import check_against_data
+
+        check_against_data(cfg)
     _print(f"{cfg.file}: OK")
     _print(f"name: {cfg.name}")
     _print(f"methods: {', '.join(cfg.methods)}")
@@ -45,6 +51,8 @@ def cmd_sweep(args) -> int:
     from .tune.runner import experiment_dir, latest_sweep_dir, run_sweep
 
     cfg = load_config(args.file, args.set)
+    for note in cfg.notes:
+        _print(f"raysweep: {note}")
     resume_dir = None
     if args.resume:
         resume_dir = latest_sweep_dir(experiment_dir(cfg, Path.cwd()))
@@ -83,14 +91,27 @@ def cmd_methods(args) -> int:
     from .hparams import describe_bounds
     from .methods import get_method, list_methods
 
+    from .train.pruning import POLICIES
+    from .train.spec import PruningSpec
+
+    def fields(params):
+        for f in dataclasses.fields(params):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            _print(f"    {f.name} = {default!r}  ({describe_bounds(f)}) {f.metadata.get('doc', '')}")
+
     for name in list_methods():
         cls = get_method(name)
         tag = "" if cls.fidelity == "faithful" else f"  [{cls.fidelity}]"
         _print(f"{name}{tag}: {cls.paper}")
         if args.verbose:
-            for f in dataclasses.fields(cls.Params):
-                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                _print(f"    {f.name} = {default!r}  ({describe_bounds(f)}) {f.metadata.get('doc', '')}")
+            fields(cls.Params)
+    # Pruning is a data-side policy, not a method: it lives in its own YAML section and composes with all of the above.
+    _print("\ndata pruning (YAML section `pruning:`, composes with every method above; mode: none trains on all data):")
+    for mode, (fidelity, paper) in POLICIES.items():
+        tag = "" if fidelity == "faithful" else f"  [{fidelity}]"
+        _print(f"pruning.mode: {mode}{tag}: {paper}")
+    if args.verbose:
+        fields(PruningSpec)
     return 0
 
 
@@ -156,9 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Validate a search-space YAML.")
     v.add_argument("file")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    v.add_argument("--no-data", dest="data", action="store_false",
+                   help="skip the checks against the dataset and the model (split sizes, input shape); faster")
     v.set_defaults(fn=cmd_validate)
 
-    m = sub.add_parser("methods", help="list the registered training methods", description="List methods.")
+    m = sub.add_parser("methods", help="list the registered training methods and the data-pruning policies",
+                       description="List methods and data-pruning policies.")
     m.add_argument("-v", "--verbose", action="store_true", help="show each method's parameters, defaults and bounds")
     m.set_defaults(fn=cmd_methods)
 

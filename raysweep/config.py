@@ -168,6 +168,7 @@ class SweepConfig:
     storage_path: Optional[str]
     raw: Dict[str, Any] = field(default_factory=dict)  # the YAML as loaded (after --set)
     constraints: List[Constraint] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)  # what loading changed on the user's behalf; the CLI prints them
 
     def infeasible(self, metrics: Dict[str, Any]) -> bool:
         return any(c.violation(metrics) > 0 for c in self.constraints)
@@ -227,6 +228,8 @@ def apply_overrides(raw: Dict[str, Any], overrides: List[str], file) -> Dict[str
             value = val
         node = raw
         parts = key.strip().split(".")
+        if parts[0] == "search" and len(parts) > 2:  # search keys themselves hold dots (search.pgd_at.steps)
+            parts = ["search", ".".join(parts[1:])]
         for p in parts[:-1]:
             if not isinstance(node.get(p), dict):
                 node[p] = {}
@@ -235,17 +238,106 @@ def apply_overrides(raw: Dict[str, Any], overrides: List[str], file) -> Dict[str
     return raw
 
 
+def _search_target(key: str, train_fields) -> Tuple[str, str, Optional[str]]:
+    """(section or "params", field, method or None) that a ``search`` key or a ``--set`` path names; the
+    method is None where the key applies to every method that has the field."""
+    parts = key.split(".")
+    if parts[0] == "params":
+        return ("params", parts[-1], parts[1] if len(parts) == 3 else None)
+    if len(parts) == 1:
+        return ("train", key, None) if key in train_fields else ("params", key, None)
+    if parts[0] in SECTIONS or parts[0] == "pruning":
+        return (parts[0], parts[1], None)
+    return ("params", parts[1], parts[0])  # <method>.<param>
+
+
+def _same_target(a, b) -> bool:
+    return a[:2] == b[:2] and (a[2] is None or b[2] is None or a[2] == b[2])
+
+
+def drop_overridden_search(raw: Dict[str, Any], overrides: List[str]) -> List[str]:
+    """A ``--set`` of a value that ``search`` samples would do nothing (the sampled value wins in every
+    trial), so the ``--set`` wins instead: the search key goes (and from ``sweep.enqueue`` points), and
+    the returned line says so. A ``--set`` of the search key itself (``--set search.epochs=...``) is
+    left alone. Mutates ``raw``."""
+    search = raw.get("search")
+    if not isinstance(search, dict) or not overrides:
+        return []
+    keys = [ov.split("=", 1)[0].strip() for ov in overrides if "=" in ov]
+    set_search = {k[len("search."):] for k in keys if k.startswith("search.")}
+    train_fields = fields_of(SECTIONS["train"])
+    points = (raw.get("sweep") or {}).get("enqueue") if isinstance(raw.get("sweep"), dict) else None
+
+    def unqueue(sk) -> str:  # an enqueued point may not name a key that is no longer searched
+        n = sum(1 for pt in points or [] if isinstance(pt, dict) and pt.pop(sk, None) is not None)
+        return f" and from {n} sweep.enqueue point{'s' if n != 1 else ''}" if n else ""
+
+    notes = []
+    for k in keys:
+        if k.startswith(("search.", "sweep.", "resources.", "mlflow.", "final_eval.", "objectives", "constraints")):
+            continue
+        target = _search_target(k, train_fields)
+        for sk in [sk for sk in list(search) if sk not in set_search]:
+            if _same_target(target, _search_target(str(sk), train_fields)):
+                del search[sk]
+                notes.append(f"--set {k} fixes what search.{sk} sampled: search.{sk} removed{unqueue(sk)} "
+                             f"(to sample it instead: --set search.{sk}=...)")
+    for sk in sorted(set_search):
+        if sk in search and search[sk] is None:
+            also = unqueue(sk)
+            if also:
+                notes.append(f"--set search.{sk}=null: search.{sk} removed{also}")
+    return notes
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load (plain data only, never object construction from tags) that refuses a key given twice."""
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, first, second):
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+def _mapping_without_duplicates(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            if key in seen and key != "<<":
+                raise _DuplicateKey(key, seen[key], key_node.start_mark.line + 1)
+            seen[key] = key_node.start_mark.line + 1
+        except TypeError:  # an unhashable key: the mapping constructor reports it
+            break
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def load_yaml(path) -> Dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(p, None, "file not found")
+    data = p.read_bytes()
     try:
-        # safe_load: plain data only, never object construction from tags
-        raw = yaml.safe_load(p.read_text())
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(p, None, f"not a UTF-8 text file (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                          "a search-space YAML is plain text") from None
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as e:
+        raise ConfigError(p, str(e.key), f"given twice in one mapping (lines {e.first} and {e.second}); "
+                          "keep one") from None
+    except yaml.reader.ReaderError as e:
+        raise ConfigError(p, None, f"not a text file (character #x{e.character:04x} at offset {e.position})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigError(p, None, f"{where}not valid YAML ({getattr(e, 'problem', e)})") from None
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise ConfigError(p, None, f"{where}not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(p, None, "expected a mapping of sections at the top level")
     return raw
@@ -432,7 +524,8 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
         base["pruning"] = asdict(_section(file, raw, "pruning", PruningSpec, eps))
         sections["pruning"] = PruningSpec
 
-    pr, searched = base.get("pruning"), set((raw.get("search") or {}) if isinstance(raw.get("search"), dict) else ())
+    pr, searched = base.get("pruning"), ({k for k, v in raw["search"].items() if v is not None}
+                                      if isinstance(raw.get("search"), dict) else set())
     if pr and pr["mode"] != "none" and not searched & {"pruning.warmup_epochs", "epochs", "train.epochs"} \
             and pr["warmup_epochs"] >= base["train"]["epochs"]:
         raise ConfigError(file, "pruning.warmup_epochs", f"{pr['warmup_epochs']} is not below train.epochs "
@@ -468,6 +561,8 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
     search: List[SearchParam] = []
     for key, spec in search_raw.items():
         key = str(key)
+        if spec is None:  # `--set search.<key>=null` (or `key: null`): not searched, the fixed value applies
+            continue
         if key == "method":
             raise ConfigError(file, "search.method", "choose methods with the top-level key  method: {choice: [...]}")
         dist = _parse_dist(file, key, spec)
@@ -543,4 +638,7 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
 
 def load_config(path, overrides: Optional[List[str]] = None) -> SweepConfig:
     raw = apply_overrides(load_yaml(path), overrides or [], path)
-    return parse_config(raw, path)
+    notes = drop_overridden_search(raw, overrides or [])
+    cfg = parse_config(raw, path)
+    cfg.notes = notes
+    return cfg

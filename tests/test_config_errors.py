@@ -152,3 +152,62 @@ def test_every_shipped_search_space_validates(path, tmp_path):
     cfg = parse_config(raw, str(path))
     for m in cfg.methods:
         cfg.trial_spec({"method": m})
+
+
+def _one_line_error(path):
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(path)), msg
+    return msg
+
+
+def test_a_key_given_twice_names_the_key_and_both_lines(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text(TINY_YAML.format(name="t", n=2).replace("eval:", "train: {epochs: 9}\neval:"))
+    msg = _one_line_error(p)
+    lines = TINY_YAML.format(name="t", n=2).splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("train:")) + 1  # 1-based, as editors count
+    assert f": train: given twice in one mapping (lines {first} and {first + 1})" in msg, msg
+
+
+def test_a_nested_key_given_twice(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text(TINY_YAML.format(name="t", n=2).replace("eps: 0.1}", "eps: 0.1, eps: 0.2}"))
+    assert ": eps: given twice" in _one_line_error(p)
+
+
+def test_binary_or_non_utf8_file_is_one_line_error(tmp_path):
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    assert "not a UTF-8 text file (byte 0xe9" in _one_line_error(p)
+    p.write_bytes(b"name: t\x00\x01\x02\n")
+    assert "not a text file" in _one_line_error(p)
+    r = run_cli(["validate", str(p)], cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_set_of_a_searched_value_wins_and_says_so(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text(TINY_YAML.format(name="t", n=2).replace("search:\n", "search:\n  epochs: {choice: [1, 2]}\n")
+                 .replace("seed: 0}", "seed: 0, enqueue: [{epochs: 2, lr: 0.005}]}"))
+    cfg = load_config(p, ["train.epochs=1", "params.pgd_at.steps=2"])
+    assert [s.key for s in cfg.search] == ["lr"]
+    assert cfg.base["train"]["epochs"] == 1 and cfg.sweep.enqueue == [{"lr": 0.005}]
+    assert any("search.epochs removed and from 1 sweep.enqueue point" in n for n in cfg.notes), cfg.notes
+    assert any("search.pgd_at.steps removed" in n for n in cfg.notes), cfg.notes
+    # setting the search key too keeps it searched; null removes it
+    kept = load_config(p, ["train.epochs=1", "search.epochs={choice: [2, 3]}"])
+    assert "epochs" in [s.key for s in kept.search] and not kept.notes
+    assert "epochs" not in [s.key for s in load_config(p, ["search.epochs=null"]).search]
+    r = run_cli(["validate", "--no-data", str(p), "--set", "train.epochs=1"], cwd=tmp_path, timeout=120)
+    assert r.returncode == 0 and "search.epochs removed" in r.stdout, r.stdout + r.stderr
+
+
+def test_methods_lists_the_pruning_policies(tmp_path):
+    r = run_cli(["methods", "-v"], cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "composes with every method" in out
+    assert "pruning.mode: static" in out and "pruning.mode: dynamic  [reconstruction]" in out
+    assert "keep = 0.5  (in (0.0, 1.0))" in out and "warmup_epochs = 5" in out

@@ -96,6 +96,13 @@ from .spec import PruningSpec
 
 LOSS_RULES = ("high", "low", "both", "loss")
 RULES = LOSS_RULES + ("random", "gradmatch")
+# What `raysweep methods` lists for each mode: (fidelity, source), as methods carry theirs.
+POLICIES = {
+    "static": ("faithful", "Kaufmann, Zhao, Shumailov, Mullins, Papernot (arXiv 2207.00694); code max-kaufmann/data-pruning"
+                           " - one selection after warmup_epochs"),
+    "dynamic": ("reconstruction", "Li, Zhao, Lin, Kailkhura, Goldhahn (arXiv 2302.12366) - re-selection every `every` "
+                                  "epochs (loss, random or GRAD-MATCH)"),
+}
 
 
 # ----------------------------------------------------------------------------------------

@@ -164,7 +164,10 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     from .trainable import make_trial_fn, trial_resources
 
     _absolute_paths(cfg, workdir)
-    # Resources first: a request that cannot fit is an error before anything is written.
+    # What only the data or the model can refuse, then resources: errors before anything is written.
+    from ..preflight import check_against_data
+
+    check_against_data(cfg)
     init_ray(workdir)
     use_gpu = _resolve_gpu(cfg)
     _check_fits(cfg, use_gpu)
