@@ -6,7 +6,6 @@ before anything is started or written."""
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -60,8 +59,20 @@ def cmd_sweep(args) -> int:
             _print(f"raysweep: no earlier sweep of {cfg.name!r} to resume; starting a new one")
     summary = run_sweep(cfg, resume_dir=resume_dir, printer=_print)
     _print(f"raysweep: results: {summary['pareto_csv']}" + (f", {summary['pareto_png']}" if summary.get("pareto_png") else ""))
-    _print("raysweep: open them with:  raysweep ui")
+    _print(_ui_hint(summary))
     return 0 if summary["finished"] > 0 else 1
+
+
+def _ui_hint(summary) -> str:
+    from .tracking.store import ui_url
+
+    uri, exp = summary.get("tracking_uri") or "", summary.get("experiment_id")
+    if summary.get("mlflow_fallback") or not exp:
+        return "raysweep: open them with:  raysweep ui"
+    run = summary.get("parent_run_id")
+    if uri.startswith(("http://", "https://")):
+        return f"raysweep: the sweep in the MLflow UI: {ui_url(uri, exp, run)}"
+    return f"raysweep: open them with:  raysweep ui   then {ui_url('http://127.0.0.1:5000', exp, run)}"
 
 
 def cmd_resume(args) -> int:
@@ -144,16 +155,10 @@ def cmd_pareto(args) -> int:
 
 def cmd_ui(args) -> int:
     from .tracking.store import default_tracking_uri
+    from .tracking.ui import serve
 
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
-           "--port", str(args.port), "--workers", "1"]
-    _print(f"raysweep: MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)")
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+    return serve(uri, args.host, args.port, printer=_print)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,20 @@ def _param_value(v) -> str:
 
 
 SECRET_HINTS = ("password", "secret", "token", "api_key", "apikey", "credential")
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # read by the MLflow 3 UI to pick the experiment's landing page
+EXPERIMENT_NOTE = (
+    "raysweep sweeps of `{experiment}`: each sweep is one parent run (tag `raysweep.kind = sweep`) whose child runs "
+    "are its trials. A trial's metrics are per epoch (validation only: `val_clean_acc`, `val_robust_acc`, "
+    "`train_time_s`, `cost`); `test_*` metrics come from the final evaluation after the front was fixed. The parent "
+    "run's description holds the Pareto front; its artifacts hold `pareto.png`, `pareto.csv`, `hypervolume.png` "
+    "and `importance.json`.")
+
+
+def ui_url(base: str, experiment_id: str, run_id: Optional[str] = None) -> str:
+    """A link into the MLflow UI that lands on the experiment's training runs (not the GenAI overview)."""
+    base = base.rstrip("/")
+    page = f"runs/{run_id}" if run_id else "runs"
+    return f"{base}/#/experiments/{experiment_id}/{page}?workflowType=machine_learning"
 
 
 class SweepTracker:
@@ -58,6 +72,17 @@ class SweepTracker:
                 self.client.restore_experiment(exp.experiment_id)
             self.experiment_id = exp.experiment_id
         self.experiment = experiment
+        self._mark_as_training(exp)
+
+    def _mark_as_training(self, exp) -> None:
+        """MLflow 3 opens an experiment of unknown kind on its GenAI overview (traces, tokens): say that
+        this one holds training runs, and what they are, unless the user already said otherwise."""
+        tags = exp.tags if exp is not None else {}
+        wanted = {EXPERIMENT_KIND_TAG: "custom_model_development",
+                  "mlflow.note.content": EXPERIMENT_NOTE.format(experiment=self.experiment)}
+        for k, v in wanted.items():
+            if k not in tags:
+                self.client.set_experiment_tag(self.experiment_id, k, v)
 
     # -- runs --------------------------------------------------------------------------
     def start_parent(self, run_name: str, tags: Dict[str, str], existing_run_id: Optional[str] = None) -> str:

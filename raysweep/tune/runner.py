@@ -409,13 +409,15 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
     _safe(errors, tracker.log_artifact, parent_id, csv_path)
     if table:
         _safe(errors, tracker.log_table, parent_id, [t for t in table if t["pareto_optimal"]] or table, "pareto_front.json")
+    _safe(errors, tracker.set_tags, parent_id, {"mlflow.note.content": front_note(cfg, finished, front, objectives)})
     if flagged:
         printer(f"raysweep: {len(flagged)} trial(s) flagged catastrophic_overfit "
                 f"({'kept on' if cfg.sweep.front_includes_flagged else 'kept off'} the front): "
                 + ", ".join(str(r['trial']) for r in flagged), flush=True)
     _print_summary(cfg, finished, failed, front, objectives, printer)
     return {"rows": rows, "front": front, "finished": len(finished), "failed": len(failed),
-            "pareto_csv": str(csv_path), "pareto_png": str(png_path) if finished else None}
+            "pareto_csv": str(csv_path), "pareto_png": str(png_path) if finished else None,
+            "experiment_id": tracker.experiment_id, "parent_run_id": parent_id}
 
 
 def _eval_signature(cfg: SweepConfig) -> Dict[str, Any]:
@@ -603,17 +605,46 @@ def _write_csv(path: Path, table: List[Dict]):
             w.writerow(t)
 
 
+def _front_cols(front, objectives) -> List[str]:
+    cols = ["trial"] + (["label"] if any(r.get("label") for r in front) else []) + ["method"] + [o["metric"] for o in objectives]
+    for extra in ("val_clean_acc", "val_robust_acc", "cost", "test_clean_acc", "test_pgd20_acc", "test_autoattack_acc",
+                  "best_epoch", "test_best_pgd20_acc"):
+        if extra not in cols and any(extra in r for r in front):
+            cols.append(extra)
+    return cols + sorted({k for r in front for k in r if k.startswith("param:")})
+
+
+NOTE_LIMIT = 4900
+
+
+def front_note(cfg, finished, front, objectives) -> str:
+    """The parent run's MLflow description: what was optimised, with which attacks, and the front, so the
+    run page reads on its own."""
+    fe = cfg.final_eval
+    lines = [f"**raysweep sweep `{cfg.name}`** ({cfg.file}): {len(finished)} finished trials, {len(front)} on the "
+             f"Pareto front.", "",
+             "Objectives: " + ", ".join(f"`{o['metric']}` ({o['mode']})" for o in objectives)
+             + f"; robustness on validation data by PGD-{cfg.base['eval']['val_pgd_steps']} "
+               f"(L{'∞' if cfg.base['threat']['norm'] == 'linf' else '2'}, ε = {cfg.base['threat']['eps']:g}).",
+             "Final evaluation on the test set, after the front was fixed: "
+             + (", ".join(f"`{a}`" + (f" ({fe.attack_n[a]} images)" if a in (fe.attack_n or {}) else "")
+                          for a in fe.attacks) + f" on {fe.members} members" if fe.enabled else "off") + ".", ""]
+    if front:
+        cols = [c for c in _front_cols(front, objectives) if not c.startswith("param:")]
+        fmt = lambda v: f"{v:.4f}" if isinstance(v, float) and abs(v) < 10 else (f"{v:.1f}" if isinstance(v, float) else str(v))
+        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        rows = ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in front]
+        while rows and len("\n".join(lines + rows)) > NOTE_LIMIT:  # a tag holds 5000 characters
+            rows = rows[:-1]
+        lines += rows + ([f"", f"({len(front) - len(rows)} more front points in pareto.csv)"] if len(rows) < len(front) else [])
+    return "\n".join(lines)
+
+
 def _print_summary(cfg, finished, failed, front, objectives, printer):
     printer(f"raysweep: {len(finished)} trials finished, {len(failed)} failed; Pareto front: {len(front)} points", flush=True)
     if not front:
         return
-    cols = ["trial"] + (["label"] if any(r.get("label") for r in front) else []) + ["method"] + [o["metric"] for o in objectives]
-    for extra in ("val_clean_acc", "val_robust_acc", "cost", "test_clean_acc", "test_pgd20_acc", "best_epoch",
-                  "test_best_pgd20_acc"):
-        if extra not in cols and any(extra in r for r in front):
-            cols.append(extra)
-    cols += sorted({k for r in front for k in r if k.startswith("param:")})
-    printer(format_table(front, cols), flush=True)
+    printer(format_table(front, _front_cols(front, objectives)), flush=True)
     tested = [r for r in front if "test_pgd20_acc" in r]
     if tested:
         best = max(tested, key=lambda r: r.get("val_robust_acc", -1))
