@@ -45,20 +45,34 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _workdir() -> Path:
+    from .workdir import output_dir
+
+    workdir, why = output_dir()
+    if why:
+        _print(f"raysweep: {why}")
+    return workdir
+
+
 def cmd_sweep(args) -> int:
     from .config import load_config
-    from .tune.runner import experiment_dir, latest_sweep_dir, run_sweep
+    from .tune.runner import absolute_input_paths, experiment_dir, latest_sweep_dir, run_sweep
 
     cfg = load_config(args.file, args.set)
     for note in cfg.notes:
         _print(f"raysweep: {note}")
+    absolute_input_paths(cfg, Path.cwd())  # inputs are read where the user is, even when the outputs go elsewhere
+    workdir = _workdir()
     resume_dir = None
     if args.resume:
-        resume_dir = latest_sweep_dir(experiment_dir(cfg, Path.cwd()))
+        resume_dir = latest_sweep_dir(experiment_dir(cfg, workdir))
         if resume_dir is None:
             _print(f"raysweep: no earlier sweep of {cfg.name!r} to resume; starting a new one")
-    summary = run_sweep(cfg, resume_dir=resume_dir, printer=_print)
+    summary = run_sweep(cfg, workdir=workdir, resume_dir=resume_dir, printer=_print)
     _print(f"raysweep: results: {summary['pareto_csv']}" + (f", {summary['pareto_png']}" if summary.get("pareto_png") else ""))
+    _print(f"raysweep: sweep state: {summary['sweep_dir']} (continue it with: raysweep resume {cfg.name}"
+           + (f" --storage {Path(summary['sweep_dir']).parent.parent}" if Path(summary["sweep_dir"]).parent.parent
+              != workdir / "raysweep_runs" else "") + ")")
     _print(_ui_hint(summary))
     return 0 if summary["finished"] > 0 else 1
 
@@ -79,11 +93,17 @@ def cmd_resume(args) -> int:
     from .config import load_config
     from .tune.runner import latest_sweep_dir, run_sweep
 
+    workdir = _workdir()
+    storage = Path(args.storage).expanduser() if args.storage else None
+    if storage is None:
+        env = os.environ.get("RAYSWEEP_STORAGE_PATH", "")
+        storage = Path(env).expanduser() if env and "://" not in env else Path("raysweep_runs")
+    storage = storage if storage.is_absolute() else workdir / storage
     target = Path(args.experiment)
     if not target.exists():
-        target = Path(args.storage) / args.experiment
+        target = storage / args.experiment
     if not target.exists():
-        raise UserError(f"no experiment {args.experiment!r} under {args.storage} (pass the experiment name or its directory)")
+        raise UserError(f"no experiment {args.experiment!r} under {storage} (pass the experiment name or its directory)")
     sweep_dir = target if (target / "state.json").is_file() else latest_sweep_dir(target)
     if sweep_dir is None:
         raise UserError(f"{target}: no sweep with a state.json to resume")
@@ -92,7 +112,7 @@ def cmd_resume(args) -> int:
     cfg_file = edited[-1] if edited else sweep_dir / "sweep.yaml"
     cfg = load_config(cfg_file)
     cfg.file = state.get("config_file", str(cfg_file))
-    summary = run_sweep(cfg, resume_dir=sweep_dir, printer=_print)
+    summary = run_sweep(cfg, workdir=workdir, resume_dir=sweep_dir, printer=_print)
     return 0 if summary["finished"] > 0 else 1
 
 
@@ -129,7 +149,10 @@ def cmd_methods(args) -> int:
 def cmd_pareto(args) -> int:
     from .tracking.report import format_table, load_sweep_front, sweep_hypervolume
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    from .tracking.store import default_tracking_uri
+    from .workdir import output_dir
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(output_dir()[0])
     rows, objectives, parent = load_sweep_front(args.experiment, uri, run_id=args.run)
     front = [r for r in rows if r["pareto_optimal"]]
     _print(f"experiment {args.experiment!r}, sweep run {parent}: {len(rows)} finished trials, {len(front)} on the front "
@@ -157,7 +180,9 @@ def cmd_ui(args) -> int:
     from .tracking.store import default_tracking_uri
     from .tracking.ui import serve
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    from .workdir import output_dir
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(output_dir()[0])
     return serve(uri, args.host, args.port, printer=_print)
 
 
@@ -175,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("resume", help="continue a sweep whose driver stopped", description="Resume an interrupted sweep.")
     r.add_argument("experiment", help="experiment name (or a sweep directory)")
-    r.add_argument("--storage", default="raysweep_runs", help="storage path the sweep used (default: ./raysweep_runs)")
+    r.add_argument("--storage", help="storage path the sweep used (default: $RAYSWEEP_STORAGE_PATH when a local path, "
+                   "else ./raysweep_runs; inside a Ray job, $RAYSWEEP_HOME/raysweep_runs)")
     r.set_defaults(fn=cmd_resume)
 
     v = sub.add_parser("validate", help="check a YAML and print the resolved config; starts nothing",

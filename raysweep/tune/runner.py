@@ -108,7 +108,7 @@ def _check_fits(cfg: SweepConfig, use_gpu: bool):
                         f"but the Ray cluster has {res.get('GPU', 0):g}")
 
 
-def _absolute_paths(cfg: SweepConfig, workdir: Path):
+def absolute_input_paths(cfg: SweepConfig, workdir: Path):
     """Paths in the YAML are relative to where the sweep runs, not to where a worker does."""
     root = cfg.base["dataset"].get("root")
     if root and not Path(root).expanduser().is_absolute():
@@ -163,7 +163,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     from .searcher import OptunaMultiObjectiveSearch, open_study
     from .trainable import make_trial_fn, trial_resources
 
-    _absolute_paths(cfg, workdir)
+    absolute_input_paths(cfg, workdir)
     # What only the data or the model can refuse, then resources: errors before anything is written.
     from ..preflight import check_against_data
 
@@ -184,6 +184,10 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     parent_id = tracker.start_parent(sweep_dir.name, {"raysweep.config_file": cfg.file, "methods": ",".join(cfg.methods),
                                                       "raysweep.sweep_dir": str(sweep_dir)},
                                      existing_run_id=state.data.get("parent_run_id"))
+    import ray
+
+    # which Ray ran it (a cluster's head, or the embedded local one): the latest driver's, on resume too
+    _safe(errors, tracker.set_tags, parent_id, {"raysweep.ray_gcs_address": ray.get_runtime_context().gcs_address})
     import yaml
 
     cfg_copy = sweep_dir / "sweep.yaml"

@@ -1,0 +1,170 @@
+"""The cluster path as README and cluster.yaml give it: a Ray head started as the head command starts
+it (`ray start --head --block`, dashboard and job API on 127.0.0.1), a real `mlflow server`, and
+sweeps submitted with `ray job submit --working-dir`. The sweep joins that cluster (not a new local
+Ray), logs to the server, and keeps its state in a durable place ($RAYSWEEP_HOME) rather than in the
+job's working-directory copy, which Ray deletes; a driver killed part way (`ray job stop`) is
+continued by `raysweep resume` submitted as a job, without duplicating a run. Only the processes
+this test started are stopped, by PID or process group (never `ray stop`)."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY_YAML, MlflowServer, free_port
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+class RayHead:
+    def __init__(self):
+        # short: Unix socket paths under it must stay below ~107 bytes
+        self.tmp = tempfile.mkdtemp(prefix="rsj", dir="/tmp")
+        self.gcs_port, self.dash_port = free_port(), free_port()
+        self.proc = None
+
+    def start(self, env, timeout=180):
+        ports = {"--node-manager-port": free_port(), "--object-manager-port": free_port(),
+                 "--ray-client-server-port": free_port(), "--dashboard-agent-listen-port": free_port(),
+                 "--dashboard-agent-grpc-port": free_port(), "--metrics-export-port": free_port(),
+                 "--runtime-env-agent-port": free_port(), "--min-worker-port": "0", "--max-worker-port": "0"}
+        cmd = [RAY, "start", "--head", "--block", f"--port={self.gcs_port}", "--node-ip-address=127.0.0.1",
+               "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dash_port}", "--num-cpus=2", "--num-gpus=0",
+               f"--temp-dir={self.tmp}"] + [f"{k}={v}" for k, v in ports.items()]
+        self.log = open(Path(self.tmp) / "head.log", "w")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self.proc.poll() is None, (Path(self.tmp) / "head.log").read_text()[-3000:]
+            r = subprocess.run([RAY, "job", "list", "--address", self.address], env=env, capture_output=True, text=True)
+            if r.returncode == 0:
+                return self
+            time.sleep(1)
+        raise RuntimeError("the Ray head's job API did not come up")
+
+    @property
+    def address(self):
+        return f"http://127.0.0.1:{self.dash_port}"
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # `ray start --block` tears its node down on SIGTERM
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # whatever of its process group is left (it was started in a session of its own)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.log.close()
+
+
+def _job(head, env, args, work, runtime_env, submission_id=None, wait=True):
+    cmd = [RAY, "job", "submit", "--address", head.address, "--working-dir", str(work),
+           "--runtime-env-json", json.dumps(runtime_env)]
+    if submission_id:
+        cmd += ["--submission-id", submission_id]
+    if not wait:
+        cmd += ["--no-wait"]
+    return subprocess.run(cmd + ["--", sys.executable, "-m", "raysweep.cli"] + args, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def _status(head, env, sid) -> str:
+    """The job's state as `ray job status` says it, in upper case: SUCCEEDED, STOPPED, FAILED, RUNNING..."""
+    r = subprocess.run([RAY, "job", "status", "--address", head.address, sid], env=env, capture_output=True, text=True)
+    out = (r.stdout + r.stderr).lower()
+    m = re.search(r"job '[^']+' (?:was |is |has )?(succeeded|stopped|failed|running|pending)", out)
+    return m.group(1).upper() if m else out
+
+
+def _runs(client, experiment):
+    exp = client.get_experiment_by_name(experiment)
+    parents = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'sweep'")
+    kids = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'trial'")
+    return parents, kids
+
+
+def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
+    home = tmp_path / "raysweep-home"
+    work = tmp_path / "job-src"
+    work.mkdir()
+    (work / "job-a.yaml").write_text(TINY_YAML.format(name="job-a", n=2))
+    (work / "job-b.yaml").write_text(TINY_YAML.format(name="job-b", n=3).replace("epochs: 2", "epochs: 3"))
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    env.pop("RAY_ADDRESS", None)
+    server = MlflowServer(tmp_path / "mlflow").start()
+    head = RayHead()
+    try:
+        head.start(env)
+        runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": server.url, "RAYSWEEP_HOME": str(home)}}
+        client = MlflowClient(server.url)
+
+        # 1. a whole sweep as a job
+        r = _job(head, env, ["sweep", "job-a.yaml", "--set", "resources.executor=inprocess"], work, runtime_env,
+                 submission_id="raysweep-job-a")
+        assert r.returncode == 0 and _status(head, env, "raysweep-job-a") == "SUCCEEDED", r.stdout[-3000:] + r.stderr[-2000:]
+        assert "is Ray's temporary copy" in r.stdout and str(home) in r.stdout
+        parents, kids = _runs(client, "job-a")
+        assert len(parents) == 1 and len(kids) == 2
+        # it ran on this head's cluster, not on a local Ray of its own
+        assert parents[0].data.tags["raysweep.ray_gcs_address"].endswith(f":{head.gcs_port}")  # the head's GCS port
+        sweep_a = Path(parents[0].data.tags["raysweep.sweep_dir"])
+        assert sweep_a.parent.parent == home / "raysweep_runs"
+        assert not (home / "mlflow.db").exists()  # the tracking URI was the server's
+
+        # 2. a second job whose driver is stopped part way through
+        r = _job(head, env, ["sweep", "job-b.yaml", "--set", "resources.executor=inprocess",
+                             "--set", "sweep.max_concurrent=1"], work, runtime_env,
+                 submission_id="raysweep-job-b", wait=False)
+        assert r.returncode == 0, r.stderr
+        deadline = time.time() + 600
+        ended = 0
+        while time.time() < deadline and ended < 1:
+            states = list((home / "raysweep_runs" / "job-b").glob("sweep-*/state.json"))
+            if states:
+                trials = json.loads(states[0].read_text()).get("trials", {})
+                ended = sum(1 for t in trials.values() if t.get("status") in ("FINISHED", "FAILED", "STOPPED"))
+            time.sleep(1)
+        assert ended >= 1, _status(head, env, "raysweep-job-b")
+        stop = subprocess.run([RAY, "job", "stop", "--address", head.address, "raysweep-job-b"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert stop.returncode == 0, stop.stderr
+        assert _status(head, env, "raysweep-job-b") == "STOPPED"
+        before = json.loads(states[0].read_text())["trials"]
+        assert sum(1 for t in before.values() if t.get("status") == "FINISHED") < 3
+
+        # 3. `raysweep resume` as a job finds the state in the durable place and finishes the sweep
+        r = _job(head, env, ["resume", "job-b"], work, runtime_env, submission_id="raysweep-job-b-resume")
+        assert r.returncode == 0 and _status(head, env, "raysweep-job-b-resume") == "SUCCEEDED", \
+            r.stdout[-3000:] + r.stderr[-2000:]
+        parents, kids = _runs(client, "job-b")
+        assert len(parents) == 1, "resume opened a second sweep run"
+        trials = sorted(int(k.data.tags["optuna_trial"]) for k in kids)
+        assert trials == [0, 1, 2], f"a trial was logged twice or lost: {trials}"
+        assert all(k.data.tags["status"] == "FINISHED" for k in kids)
+    finally:
+        head.stop()
+        server.stop()
+        shutil.rmtree(head.tmp, ignore_errors=True)
+
+    # after the head is gone, the sweeps' state is still where the last lines said
+    for name in ("job-a", "job-b"):
+        sweep = next((home / "raysweep_runs" / name).glob("sweep-*"))
+        for f in ("state.json", "optuna.db", "pareto.csv", "sweep.yaml"):
+            assert (sweep / f).is_file(), f"{name}: {f} missing from {sweep}"
