@@ -26,7 +26,7 @@ def test_cluster_yaml_passes_ray_validation():
 def test_cluster_yaml_installs_raysweep_and_runs_mlflow_on_localhost():
     cfg = _load()
     setup = "\n".join(cfg["setup_commands"])
-    assert "pip install -q -e /home/ubuntu/raysweep" in setup
+    assert "pip install -q -e \"/home/ubuntu/raysweep[cluster]\"" in setup  # ray[default]: dashboard + job API
     assert "RAYSWEEP_STORAGE_PATH" in setup
     head = "\n".join(cfg["head_setup_commands"])
     assert "mlflow server" in head and "--host 127.0.0.1" in head

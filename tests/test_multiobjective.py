@@ -232,3 +232,25 @@ def test_constraints_validate_and_reach_the_sampler(tmp_path):
     from optuna.samplers._tpe.sampler import _get_infeasible_trial_score
 
     assert _get_infeasible_trial_score(trials[0]) > 0 and _get_infeasible_trial_score(trials[1]) == 0
+
+
+def test_progress_line_counts_only_what_the_front_may_hold():
+    from raysweep.tracking.hypervolume import front_eligible
+    from raysweep.tune.callbacks import ProgressPrinter
+
+    base = {"name": "c", "method": "fgsm_rs", "dataset": {"name": "synthetic"},
+            "constraints": [{"metric": "val_clean_acc", "min": 0.9}]}
+    cfg = parse_config(base, "c.yaml")
+    objs = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
+    # the cheapest and most robust trial is outside the constraint; a collapsed one is off the front too
+    trials = {"0": {"status": "FINISHED", "metrics": {"train_time_s": 1.0, "val_robust_acc": 0.9, "val_clean_acc": 0.5}},
+              "1": {"status": "FINISHED", "metrics": {"train_time_s": 2.0, "val_robust_acc": 0.5, "val_clean_acc": 0.95}},
+              "2": {"status": "FINISHED", "metrics": {"train_time_s": 3.0, "val_robust_acc": 0.7, "val_clean_acc": 0.95}},
+              "3": {"status": "FINISHED", "catastrophic_overfit": True,
+                    "metrics": {"train_time_s": 0.5, "val_robust_acc": 0.95, "val_clean_acc": 0.99}}}
+    lines = []
+    rec = SimpleNamespace(state=SimpleNamespace(trials=trials))
+    p = ProgressPrinter(rec, 4, cfg.objectives, printer=lambda *a, **k: lines.append(a[0]),
+                        eligible=lambda r: front_eligible(r, objs, False, cfg.infeasible))
+    p._line("x")
+    assert "front 2 |" in lines[-1]  # trials 1 and 2; without the rule trial 0 and 3 would dominate them

@@ -25,7 +25,7 @@ def derive_reference(objectives: Sequence[Dict[str, str]], first: Dict[str, floa
     return ref
 
 
-def _counts(rec: Dict[str, Any], objectives, include_flagged: bool, excluded: Optional[Callable] = None) -> bool:
+def front_eligible(rec: Dict[str, Any], objectives, include_flagged: bool, excluded: Optional[Callable] = None) -> bool:
     """Whether a trial can be on the front: finished, measured, not collapsed (unless the sweep
     lets collapses on), not outside the YAML's constraints."""
     m = rec.get("metrics", {})
@@ -66,11 +66,11 @@ class HypervolumeTracker:
             return None
         self.data["done"].append(rec["trial"])
         trials = self.state.trials
-        if self.data["ref"] is None and _counts(rec, self.objectives, self.include_flagged, self.excluded):
+        if self.data["ref"] is None and front_eligible(rec, self.objectives, self.include_flagged, self.excluded):
             self.data["ref"] = derive_reference(self.objectives, rec["metrics"])
         done = [trials[str(t)] for t in self.data["done"] if str(t) in trials]
         spent = sum(float(r.get("metrics", {}).get("train_time_s", 0.0) or 0.0) for r in done)
-        hv = self.value([r for r in done if _counts(r, self.objectives, self.include_flagged, self.excluded)])
+        hv = self.value([r for r in done if front_eligible(r, self.objectives, self.include_flagged, self.excluded)])
         point = [len(done), spent, hv]
         self.data["curve"].append(point)
         return point

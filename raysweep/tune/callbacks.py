@@ -294,8 +294,10 @@ def _error_line(trial) -> str:
 class ProgressPrinter(Callback):
     """A line per event and a heartbeat, instead of Ray's tables and log flood."""
 
-    def __init__(self, recorder: MlflowTrialRecorder, total: int, objectives, printer=print, every_s: float = 20.0):
+    def __init__(self, recorder: MlflowTrialRecorder, total: int, objectives, printer=print, every_s: float = 20.0,
+                 eligible=None):
         self.rec = recorder
+        self.eligible = eligible or (lambda rec: rec["status"] == "FINISHED")  # which trials the front may hold
         self.total = total
         self.objectives = objectives
         self.print = printer
@@ -310,7 +312,7 @@ class ProgressPrinter(Callback):
     def _front_size(self):
         from ..tracking.pareto import pareto_mask
 
-        rows = [r for r in self.rec.state.trials.values() if r["status"] == "FINISHED"]
+        rows = [r for r in self.rec.state.trials.values() if self.eligible(r)]
         if not rows:
             return 0
         pts = [[r["metrics"].get(o.metric, float("nan")) for o in self.objectives] for r in rows]

@@ -227,7 +227,11 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     if not hv.enabled:
         printer(f"raysweep: {len(cfg.objectives)} objectives: no hypervolume curve (it is computed for two)", flush=True)
     recorder = MlflowTrialRecorder(sync, state, cfg.objectives, hypervolume=hv if hv.enabled else None)
-    progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer)
+    from ..tracking.hypervolume import front_eligible
+
+    objs = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
+    progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer,
+                               eligible=lambda rec: front_eligible(rec, objs, cfg.sweep.front_includes_flagged, cfg.infeasible))
     eager = None
     if cfg.final_eval.enabled and cfg.final_eval.members == "all":
         eager = eager_evaluation(cfg, state.trials, to_run, use_gpu, printer)
