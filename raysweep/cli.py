@@ -226,10 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
     pa.set_defaults(fn=cmd_pareto)
 
-    u = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1", description="Serve the MLflow UI (localhost only).")
-    u.add_argument("--port", type=int, default=5000)
+    u = sub.add_parser("ui", help="serve the MLflow UI on 127.0.0.1 and print links to each experiment's runs",
+                       description="Serve the MLflow UI (localhost only) and print a link per experiment that lands "
+                                   "on its training runs. Ctrl-C or SIGTERM stops the server with it.")
+    u.add_argument("--port", type=int, default=5000, help="default 5000; a port in use is an error")
     u.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: not reachable from other machines)")
-    u.add_argument("--tracking-uri")
+    u.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
     u.set_defaults(fn=cmd_ui)
 
     from .evaluation.command import add_evaluate_parser
