@@ -105,7 +105,8 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
     work = tmp_path / "job-src"
     work.mkdir()
     (work / "job-a.yaml").write_text(TINY_YAML.format(name="job-a", n=2))
-    (work / "job-b.yaml").write_text(TINY_YAML.format(name="job-b", n=3).replace("epochs: 2", "epochs: 3"))
+    # long enough trials (~10 s each) that the driver can be stopped between the first and the last
+    (work / "job-b.yaml").write_text(TINY_YAML.format(name="job-b", n=3).replace("epochs: 2", "epochs: 20"))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     env.pop("RAY_ADDRESS", None)
     server = MlflowServer(tmp_path / "mlflow").start()
@@ -116,7 +117,8 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
         client = MlflowClient(server.url)
 
         # 1. a whole sweep as a job
-        r = _job(head, env, ["sweep", "job-a.yaml", "--set", "resources.executor=inprocess"], work, runtime_env,
+        r = _job(head, env, ["sweep", "job-a.yaml", "--set", "resources.executor=inprocess", "--set", "train.epochs=1"],
+                 work, runtime_env,
                  submission_id="raysweep-job-a")
         assert r.returncode == 0 and _status(head, env, "raysweep-job-a") == "SUCCEEDED", r.stdout[-3000:] + r.stderr[-2000:]
         assert "is Ray's temporary copy" in r.stdout and str(home) in r.stdout
@@ -140,7 +142,7 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
             if states:
                 trials = json.loads(states[0].read_text()).get("trials", {})
                 ended = sum(1 for t in trials.values() if t.get("status") in ("FINISHED", "FAILED", "STOPPED"))
-            time.sleep(1)
+            time.sleep(0.2)
         assert ended >= 1, _status(head, env, "raysweep-job-b")
         stop = subprocess.run([RAY, "job", "stop", "--address", head.address, "raysweep-job-b"], env=env,
                               capture_output=True, text=True, timeout=120)
