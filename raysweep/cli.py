@@ -146,13 +146,18 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def cmd_pareto(args) -> int:
-    from .tracking.report import format_table, load_sweep_front, sweep_hypervolume
-
+def _tracking_uri(args) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the sqlite store where this sweep writes (workdir.py)."""
     from .tracking.store import default_tracking_uri
     from .workdir import output_dir
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(output_dir()[0])
+    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(output_dir()[0])
+
+
+def cmd_pareto(args) -> int:
+    from .tracking.report import format_table, load_sweep_front, sweep_hypervolume
+
+    uri = _tracking_uri(args)
     rows, objectives, parent = load_sweep_front(args.experiment, uri, run_id=args.run)
     front = [r for r in rows if r["pareto_optimal"]]
     _print(f"experiment {args.experiment!r}, sweep run {parent}: {len(rows)} finished trials, {len(front)} on the front "
@@ -177,13 +182,9 @@ def cmd_pareto(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    from .tracking.store import default_tracking_uri
     from .tracking.ui import serve
 
-    from .workdir import output_dir
-
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(output_dir()[0])
-    return serve(uri, args.host, args.port, printer=_print)
+    return serve(_tracking_uri(args), args.host, args.port, printer=_print)
 
 
 def build_parser() -> argparse.ArgumentParser:
