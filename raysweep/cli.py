@@ -91,14 +91,10 @@ def _ui_hint(summary) -> str:
 
 def cmd_resume(args) -> int:
     from .config import load_config
-    from .tune.runner import latest_sweep_dir, run_sweep
+    from .tune.runner import latest_sweep_dir, run_sweep, runs_root
 
     workdir = _workdir()
-    storage = Path(args.storage).expanduser() if args.storage else None
-    if storage is None:
-        env = os.environ.get("RAYSWEEP_STORAGE_PATH", "")
-        storage = Path(env).expanduser() if env and "://" not in env else Path("raysweep_runs")
-    storage = storage if storage.is_absolute() else workdir / storage
+    storage = runs_root(args.storage or os.environ.get("RAYSWEEP_STORAGE_PATH"), workdir)
     target = Path(args.experiment)
     if not target.exists():
         target = storage / args.experiment

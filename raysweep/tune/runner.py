@@ -39,17 +39,21 @@ def _storage_setting(cfg: SweepConfig) -> Optional[str]:
     return cfg.storage_path or os.environ.get("RAYSWEEP_STORAGE_PATH")
 
 
-def experiment_dir(cfg: SweepConfig, workdir: Path) -> Path:
-    """Where the sweep's own state lives (Optuna study, state.json, Pareto files): always a
-    local directory of the driver. With a URI storage (s3://, gs://) only Ray's Tune/Train
+def runs_root(setting: Optional[str], workdir: Path) -> Path:
+    """The local directory that holds every experiment's sweeps for a storage setting (the YAML's
+    ``storage_path``, ``$RAYSWEEP_STORAGE_PATH`` or ``--storage``): that path when it is local,
+    ``<workdir>/raysweep_runs`` otherwise. With a URI storage (s3://, gs://) only Ray's Tune/Train
     state and the checkpoints go there, so every node of a cluster can reach them."""
-    setting = _storage_setting(cfg)
     if setting and not is_uri(setting):
         base = Path(setting.replace("file://", "")).expanduser()
-        base = base if base.is_absolute() else workdir / base
-    else:
-        base = workdir / "raysweep_runs"
-    return base / cfg.name
+        return base if base.is_absolute() else workdir / base
+    return workdir / "raysweep_runs"
+
+
+def experiment_dir(cfg: SweepConfig, workdir: Path) -> Path:
+    """Where the sweep's own state lives (Optuna study, state.json, Pareto files): always a
+    local directory of the driver."""
+    return runs_root(_storage_setting(cfg), workdir) / cfg.name
 
 
 def ray_storage(cfg: SweepConfig, sweep_dir: Path) -> str:
