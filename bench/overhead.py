@@ -7,18 +7,26 @@ For each, runs the same sweep of N short trials one at a time and prints
   overhead ratio      = sweep wall time / Σ trial training time
 plus the driver's fixed start-up (imports, ray.init, MLflow/Optuna set-up).
 
+``--quickstart`` measures what users run instead: search_spaces/quickstart.yaml as written (full MNIST, TPE,
+two trials at a time), final evaluation off, the same trials for each executor (``train`` and ``inprocess``, one
+after the other in one run), and prints per executor the median and max ``startup_s``, the trials-phase wall time
+(Tune's fit) and the wall ratio ``train / inprocess``.
+
     .venv/bin/python bench/overhead.py                # 6 trials per executor (~4 min on 2 cores)
+    .venv/bin/python bench/overhead.py --quickstart   # the quickstart's 8 trials per executor (~10 min)
 """
 
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 YAML = """
 name: overhead-{name}
@@ -40,7 +48,11 @@ def main(argv=None):
     ap.add_argument("--train-size", type=int, default=5000)
     ap.add_argument("--executors", default="train-stock,train,inprocess",
                     help="train-stock: Ray's TorchTrainer + TuneReportCallback (RAYSWEEP_LEAN_TRAIN=0)")
+    ap.add_argument("--quickstart", action="store_true",
+                    help="the quickstart YAML as written, two at a time (executors train,inprocess unless given)")
     args = ap.parse_args(argv)
+    if args.quickstart and args.executors == ap.get_default("executors"):
+        args.executors = "train,inprocess"
     t_import = time.perf_counter()
     from raysweep._env import apply_quiet_env
     from raysweep.config import load_config
@@ -57,17 +69,30 @@ def main(argv=None):
     for name in args.executors.split(","):
         executor = name.split("-")[0]
         os.environ["RAYSWEEP_LEAN_TRAIN"] = "0" if name == "train-stock" else "1"  # read by run_sweep
-        y = work / f"{name}.yaml"
-        y.write_text(YAML.format(executor=executor, n=args.trials, train_size=args.train_size, name=name))
-        cfg = load_config(y)
+        if args.quickstart:
+            # the same sampled trials for each executor: the YAML's seeded TPE, trial count as given
+            n = args.trials if args.trials != ap.get_default("trials") else None
+            over = [f"name=overhead-qs-{name}", f"resources.executor={executor}", "final_eval.enabled=false"]
+            cfg = load_config(REPO / "search_spaces" / "quickstart.yaml", over + ([f"sweep.num_samples={n}"] if n else []))
+        else:
+            y = work / f"{name}.yaml"
+            y.write_text(YAML.format(executor=executor, n=args.trials, train_size=args.train_size, name=name))
+            cfg = load_config(y)
         t = time.perf_counter()
         s = run_sweep(cfg, workdir=work, printer=lambda *a, **k: None)
         wall = time.perf_counter() - t
         train = sum(r.get("train_time_s", 0.0) for r in s["rows"])
         starts = [r["startup_s"] for r in s["rows"] if "startup_s" in r]
         # the remainder is start-up, validation (PGD-10 on 200 images) and bookkeeping
+        if args.quickstart:
+            rows.append((name, len(s["rows"]), statistics.median(starts), max(starts), s["sweep_wall_s"], wall, train))
+            continue
         rows.append((name, sum(starts) / max(1, len(starts)), wall, s["sweep_wall_s"], train,
                      (s["sweep_wall_s"] - train) / args.trials))
+    if args.quickstart:
+        _print_quickstart(rows)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     print(f"\n{args.trials} trials of 1 epoch FGSM-RS on {args.train_size} MNIST images, one at a time, 2-core CPU machine:")
     print("| executor | start-up to first step (s) | run_sweep wall (s) | tuner.fit wall (s) | Σ train_time_s "
           "| per-trial overhead (s) | fit / Σ train |")
@@ -75,6 +100,18 @@ def main(argv=None):
     for ex, start, wall, fit, train, ovh in rows:
         print(f"| {ex} | {start:.1f} | {wall:.1f} | {fit:.1f} | {train:.1f} | {ovh:.1f} | {fit / max(train, 1e-9):.2f} |")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _print_quickstart(rows):
+    print("\nsearch_spaces/quickstart.yaml as written (two trials at a time), final evaluation off, 2-core CPU machine:")
+    print("| executor | trials | median startup_s | max startup_s | trials phase (tuner.fit, s) | run_sweep wall (s) "
+          "| Σ train_time_s |")
+    print("|---|---|---|---|---|---|---|")
+    for ex, n, med, mx, fit, wall, train in rows:
+        print(f"| {ex} | {n} | {med:.1f} | {mx:.1f} | {fit:.1f} | {wall:.1f} | {train:.1f} |")
+    fits = {r[0]: r[4] for r in rows}
+    if "train" in fits and "inprocess" in fits:
+        print(f"trials-phase wall ratio train / inprocess: {fits['train'] / fits['inprocess']:.2f}")
 
 
 if __name__ == "__main__":

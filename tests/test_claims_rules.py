@@ -53,3 +53,15 @@ def test_rrm_speed_is_judged_without_the_teacher_and_reported_with_it():
     assert v["verdict"] == "holds" and "without the teacher" in v["why"]
     rows[1]["teacher"]["teacher_time_s"] = 100.0
     assert _judge(rows, rule)["verdict"] == "partly"
+
+def test_backward_smoothing_on_mnist_must_match_trades_at_both_betas():
+    """The MNIST rule as bench/claims.py builds it: the tuned point (beta 6) against TRADES-10 at beta 1 and at beta 6."""
+    (rule,) = [r for r in claims.RULES if r["paper"] == "backward_smoothing" and r["dataset"] == "mnist"]
+    bs, tuned, b6 = "Backward Smoothing (paper defaults, beta 1)", "Backward Smoothing (tuned)", claims.BS_TUNED_TRADES["mnist"]
+    rows = [_row("TRADES-10", 0.86, 500.0), _row(b6, 0.88, 500.0), _row(bs, 0.50, 180.0), _row(tuned, 0.855, 180.0)]
+    v = _judge(rows, rule)
+    assert v["verdict"] == "partly" and [p["verdict"] for p in v["per_baseline"]] == ["holds", "partly"]
+    rows[1] = _row(b6, 0.865, 500.0)
+    assert _judge(rows, rule)["verdict"] == "holds"
+    v = _judge(rows[:1] + rows[2:], rule)  # its own-beta TRADES not run: no "holds" yet
+    assert v["verdict"] == "partly" and f"{b6}: not run yet" in v["why"]

@@ -104,7 +104,6 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
     home = tmp_path / "raysweep-home"
     work = tmp_path / "job-src"
     work.mkdir()
-    (work / "job-a.yaml").write_text(TINY_YAML.format(name="job-a", n=2))
     # long enough trials (~10 s each) that the driver can be stopped between the first and the last
     (work / "job-b.yaml").write_text(TINY_YAML.format(name="job-b", n=3).replace("epochs: 2", "epochs: 20"))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
@@ -116,21 +115,7 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
         runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": server.url, "RAYSWEEP_HOME": str(home)}}
         client = MlflowClient(server.url)
 
-        # 1. a whole sweep as a job
-        r = _job(head, env, ["sweep", "job-a.yaml", "--set", "resources.executor=inprocess", "--set", "train.epochs=1"],
-                 work, runtime_env,
-                 submission_id="raysweep-job-a")
-        assert r.returncode == 0 and _status(head, env, "raysweep-job-a") == "SUCCEEDED", r.stdout[-3000:] + r.stderr[-2000:]
-        assert "is Ray's temporary copy" in r.stdout and str(home) in r.stdout
-        parents, kids = _runs(client, "job-a")
-        assert len(parents) == 1 and len(kids) == 2
-        # it ran on this head's cluster, not on a local Ray of its own
-        assert parents[0].data.tags["raysweep.ray_gcs_address"].endswith(f":{head.gcs_port}")  # the head's GCS port
-        sweep_a = Path(parents[0].data.tags["raysweep.sweep_dir"])
-        assert sweep_a.parent.parent == home / "raysweep_runs"
-        assert not (home / "mlflow.db").exists()  # the tracking URI was the server's
-
-        # 2. a second job whose driver is stopped part way through
+        # 1. a sweep as a job, whose driver is stopped part way through
         r = _job(head, env, ["sweep", "job-b.yaml", "--set", "resources.executor=inprocess",
                              "--set", "sweep.max_concurrent=1"], work, runtime_env,
                  submission_id="raysweep-job-b", wait=False)
@@ -151,12 +136,17 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
         before = json.loads(states[0].read_text())["trials"]
         assert sum(1 for t in before.values() if t.get("status") == "FINISHED") < 3
 
-        # 3. `raysweep resume` as a job finds the state in the durable place and finishes the sweep
+        # 2. `raysweep resume` as a job finds the state in the durable place and finishes the sweep
         r = _job(head, env, ["resume", "job-b"], work, runtime_env, submission_id="raysweep-job-b-resume")
         assert r.returncode == 0 and _status(head, env, "raysweep-job-b-resume") == "SUCCEEDED", \
             r.stdout[-3000:] + r.stderr[-2000:]
+        assert "is Ray's temporary copy" in r.stdout and str(home) in r.stdout
         parents, kids = _runs(client, "job-b")
         assert len(parents) == 1, "resume opened a second sweep run"
+        # it ran on this head's cluster, not on a local Ray of its own
+        assert parents[0].data.tags["raysweep.ray_gcs_address"].endswith(f":{head.gcs_port}")  # the head's GCS port
+        assert Path(parents[0].data.tags["raysweep.sweep_dir"]).parent.parent == home / "raysweep_runs"
+        assert not (home / "mlflow.db").exists()  # the tracking URI was the server's
         trials = sorted(int(k.data.tags["optuna_trial"]) for k in kids)
         assert trials == [0, 1, 2], f"a trial was logged twice or lost: {trials}"
         assert all(k.data.tags["status"] == "FINISHED" for k in kids)
@@ -166,7 +156,6 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
         shutil.rmtree(head.tmp, ignore_errors=True)
 
     # after the head is gone, the sweeps' state is still where the last lines said
-    for name in ("job-a", "job-b"):
-        sweep = next((home / "raysweep_runs" / name).glob("sweep-*"))
-        for f in ("state.json", "optuna.db", "pareto.csv", "sweep.yaml"):
-            assert (sweep / f).is_file(), f"{name}: {f} missing from {sweep}"
+    sweep = next((home / "raysweep_runs" / "job-b").glob("sweep-*"))
+    for f in ("state.json", "optuna.db", "pareto.csv", "sweep.yaml"):
+        assert (sweep / f).is_file(), f"{f} missing from {sweep}"

@@ -1,0 +1,64 @@
+"""The README's MLflow UI picture, reproducibly: starts ``raysweep ui`` on a store, opens a sweep's parent run (the
+latest one of the experiment named) in headless Chromium (``scripts/browser.sh`` installs it) and writes a
+screenshot, then stops the UI.
+
+    .venv/bin/python bench/ui_screenshot.py reproduce-data-pruning-trades-mart-mnist docs/ui_sweep_run.png
+"""
+
+import argparse
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment")
+    ap.add_argument("out")
+    ap.add_argument("--tracking-uri", default=f"sqlite:///{REPO / 'mlflow.db'}")
+    ap.add_argument("--size", default="1600,1300", help="window width,height in pixels")
+    args = ap.parse_args(argv)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(args.tracking_uri)
+    exp = client.get_experiment_by_name(args.experiment)
+    if exp is None:
+        raise SystemExit(f"no experiment {args.experiment!r} in {args.tracking_uri}")
+    parents = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'sweep'",
+                                 order_by=["attributes.start_time DESC"], max_results=1)
+    if not parents:
+        raise SystemExit(f"experiment {args.experiment!r} has no sweep run")
+    chromium = shutil.which("chromium")
+    if not chromium:
+        raise SystemExit("chromium is missing: bash scripts/browser.sh")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ui = subprocess.Popen([sys.executable, "-m", "raysweep.cli", "ui", "--port", str(port), "--tracking-uri",
+                           args.tracking_uri], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in ui.stdout:  # the UI is up once it prints its links
+            if re.search(r"experiment '.*': http", line):
+                break
+        url = (f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}/runs/{parents[0].info.run_id}"
+               "?workflowType=machine_learning")
+        with tempfile.TemporaryDirectory() as profile:
+            subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                            "--virtual-time-budget=20000", f"--window-size={args.size}",
+                            f"--screenshot={Path(args.out).absolute()}", url],
+                           check=True, capture_output=True, timeout=180)
+        print(f"{args.out}: {url}")
+    finally:
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
