@@ -37,3 +37,23 @@ def test_plot_and_rows(tmp_path):
     path = plot_front(out, "train_time_s", "val_robust_acc", tmp_path / "p.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_parent_run_description_puts_the_front_first_and_fits_a_tag(tmp_path):
+    from conftest import TINY_YAML
+
+    from raysweep.config import load_config
+    from raysweep.tune.runner import NOTE_LIMIT, front_note
+
+    p = tmp_path / "n.yaml"
+    p.write_text(TINY_YAML.format(name="note", n=2))
+    cfg = load_config(p)
+    objectives = [{"metric": "train_time_s", "mode": "min"}, {"metric": "val_robust_acc", "mode": "max"}]
+    front = [{"trial": i, "label": f"configuration {i}", "method": "pgd_at", "train_time_s": 10.0 + i,
+              "val_robust_acc": 0.5, "val_clean_acc": 0.9, "cost": 3.0} for i in range(400)]
+    note = front_note(cfg, front, front, objectives)
+    lines = note.splitlines()
+    assert lines[2].startswith("| trial | label | method | train_time_s | val_robust_acc")  # the UI's preview shows it
+    assert len(note) <= NOTE_LIMIT and "more front points in pareto.csv" in note
+    assert note.rstrip().endswith("on front members.")  # what was optimised survives the cut
+    assert "| 0 | configuration 0 |" in note

@@ -135,3 +135,47 @@ def test_asha_early_stopping_with_multi_objective_search(ray_session, tiny_yaml,
     kids = client.search_runs([client.get_experiment_by_name("asha").experiment_id],
                               filter_string="tags.`raysweep.kind` = 'trial'")
     assert any(k.data.tags.get("stopped_early") == "true" for k in kids)
+
+
+def test_resuming_an_edited_yaml_runs_only_the_added_configuration(ray_session, tmp_path, monkeypatch):
+    """How a "(tuned)" row joins a finished reproduction: add a labelled point to the YAML's enqueue (and its key to
+    the search), `raysweep sweep FILE --resume`: only the new point trains, into the same parent run, whose tags say
+    what runs now (MLflow params are write-once) and whose artifacts keep both YAMLs."""
+    monkeypatch.chdir(tmp_path)
+    base = """
+name: edited
+method: {choice: [fgsm_rs, pgd_at]}
+dataset: {name: synthetic, val_size: 64}
+model: {name: small_cnn, width: 4}
+threat: {norm: linf, eps: 0.1}
+train: {epochs: 1, batch_size: 64, lr: 0.01, optimizer: adam, weight_decay: 0.0}
+eval: {val_pgd_steps: 2}
+search:
+  pgd_at.steps: {int: [1, 3]}
+sweep:
+  num_samples: %d
+  max_concurrent: 2
+  enqueue:
+    - {label: "FGSM-RS", method: fgsm_rs}
+    - {label: "PGD-1", method: pgd_at, pgd_at.steps: 1}
+%sresources: {executor: inprocess}
+final_eval: {enabled: false}
+"""
+    y = tmp_path / "edited.yaml"
+    y.write_text(base % (2, ""))
+    first = run_sweep(load_config(y), workdir=tmp_path, printer=lambda *a, **k: None)
+    assert first["finished"] == 2
+    y.write_text((base % (3, '    - {label: "PGD-3 (tuned)", method: pgd_at, pgd_at.steps: 3}\n')).replace(
+        "  pgd_at.steps: {int: [1, 3]}", "  pgd_at.steps: {int: [1, 3]}\n  lr: {float: [0.001, 0.01], log: true}"))
+    r = run_cli(["sweep", str(y), "--resume"], cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "resuming: 2 ended" in r.stdout and "start trial 2" in r.stdout and "start trial 0" not in r.stdout
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent = client.get_run(first["parent_run_id"])
+    kids = client.search_runs([parent.info.experiment_id], filter_string="tags.`raysweep.kind` = 'trial'")
+    assert sorted(k.data.tags.get("label") for k in kids) == ["FGSM-RS", "PGD-1", "PGD-3 (tuned)"]
+    assert parent.data.params["sweep.num_samples"] == "2"  # the first run's, write-once
+    assert parent.data.tags["raysweep.resumed_num_samples"] == "3" and "lr: float" in parent.data.tags["raysweep.resumed_search_space"]
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "sweep.yaml" in arts and parent.data.tags["raysweep.resumed_yaml"] in arts
+    assert "3 finished trials" in parent.data.tags["mlflow.note.content"]

@@ -202,6 +202,10 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         cfg_copy = sweep_dir / f"sweep-resumed-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
         cfg_copy.write_text(resolved)
         _safe(errors, tracker.log_artifact, parent_id, cfg_copy)
+        # MLflow params are write-once: the parent's params stay the first run's, tags say what runs now
+        _safe(errors, tracker.set_tags, parent_id, {
+            "raysweep.resumed_yaml": cfg_copy.name, "raysweep.resumed_num_samples": str(cfg.sweep.num_samples),
+            "raysweep.resumed_search_space": "; ".join(cfg.describe_space())})
     if not state.data.get("parent_run_id"):
         state.data.update(parent_run_id=parent_id, tracking_uri=tracking_uri, experiment=experiment,
                           config_file=str(cfg.file), name=cfg.name)
@@ -630,26 +634,26 @@ NOTE_LIMIT = 4900
 
 
 def front_note(cfg, finished, front, objectives) -> str:
-    """The parent run's MLflow description: what was optimised, with which attacks, and the front, so the
-    run page reads on its own."""
+    """The parent run's MLflow description: the front first (the UI shows a description's first lines until
+    "Show more"), then what was optimised and with which attacks, so the run page reads on its own."""
     fe = cfg.final_eval
     lines = [f"**raysweep sweep `{cfg.name}`** ({cfg.file}): {len(finished)} finished trials, {len(front)} on the "
-             f"Pareto front.", "",
-             "Objectives: " + ", ".join(f"`{o['metric']}` ({o['mode']})" for o in objectives)
+             f"Pareto front.", ""]
+    about = ["Objectives: " + ", ".join(f"`{o['metric']}` ({o['mode']})" for o in objectives)
              + f"; robustness on validation data by PGD-{cfg.base['eval']['val_pgd_steps']} "
                f"(L{'∞' if cfg.base['threat']['norm'] == 'linf' else '2'}, ε = {cfg.base['threat']['eps']:g}).",
              "Final evaluation on the test set, after the front was fixed: "
              + (", ".join(f"`{a}`" + (f" ({fe.attack_n[a]} images)" if a in (fe.attack_n or {}) else "")
-                          for a in fe.attacks) + f" on {fe.members} members" if fe.enabled else "off") + ".", ""]
+                          for a in fe.attacks) + f" on {fe.members} members" if fe.enabled else "off") + "."]
     if front:
         cols = [c for c in _front_cols(front, objectives) if not c.startswith("param:")]
         fmt = lambda v: f"{v:.4f}" if isinstance(v, float) and abs(v) < 10 else (f"{v:.1f}" if isinstance(v, float) else str(v))
-        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        head = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         rows = ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in front]
-        while rows and len("\n".join(lines + rows)) > NOTE_LIMIT:  # a tag holds 5000 characters
+        while rows and len("\n".join(lines + head + rows + about)) > NOTE_LIMIT - 80:  # a tag holds 5000 characters
             rows = rows[:-1]
-        lines += rows + ([f"", f"({len(front) - len(rows)} more front points in pareto.csv)"] if len(rows) < len(front) else [])
-    return "\n".join(lines)
+        lines += head + rows + ([f"", f"({len(front) - len(rows)} more front points in pareto.csv)"] if len(rows) < len(front) else []) + [""]
+    return "\n".join(lines + about)
 
 
 def _print_summary(cfg, finished, failed, front, objectives, printer):
