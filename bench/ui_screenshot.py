@@ -47,6 +47,8 @@ def main(argv=None):
         for line in ui.stdout:  # the UI is up once it prints its links
             if re.search(r"experiment '.*': http", line):
                 break
+        else:
+            raise SystemExit(f"raysweep ui exited (code {ui.wait()}) before printing its links")
         url = (f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}/runs/{parents[0].info.run_id}"
                "?workflowType=machine_learning")
         with tempfile.TemporaryDirectory() as profile:

@@ -77,7 +77,6 @@ class MlflowServer:
 
     def stop(self):
         import signal
-
         import subprocess
 
         for p in self.procs:

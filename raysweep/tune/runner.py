@@ -650,9 +650,14 @@ def front_note(cfg, finished, front, objectives) -> str:
         fmt = lambda v: f"{v:.4f}" if isinstance(v, float) and abs(v) < 10 else (f"{v:.1f}" if isinstance(v, float) else str(v))
         head = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         rows = ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in front]
-        while rows and len("\n".join(lines + head + rows + about)) > NOTE_LIMIT - 80:  # a tag holds 5000 characters
+
+        def table(kept):
+            more = ["", f"({len(front) - len(kept)} more front points in pareto.csv)"] if len(kept) < len(front) else []
+            return head + kept + more + [""]
+
+        while rows and len("\n".join(lines + table(rows) + about)) > NOTE_LIMIT:  # a tag holds 5000 characters
             rows = rows[:-1]
-        lines += head + rows + ([f"", f"({len(front) - len(rows)} more front points in pareto.csv)"] if len(rows) < len(front) else []) + [""]
+        lines += table(rows)
     return "\n".join(lines + about)
 
 
