@@ -88,3 +88,95 @@ def test_a_resumed_study_queues_only_new_labelled_points(tmp_path):
     study = open_study(cfg2, url, "s")
     waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
     assert [t.params.get("pgd_at.steps", t.system_attrs.get("fixed_params", {}).get("pgd_at.steps")) for t in waiting] == [1, 2, 4]
+
+
+def _space_raw(epochs, methods=("fgsm_rs", "pgd_at"), enqueue=()):
+    return dict(RAW, method={"choice": list(methods)},
+                search=dict(RAW["search"], epochs={"choice": list(epochs)}),
+                sweep=dict(RAW["sweep"], enqueue=list(enqueue)))
+
+
+def _run(cfg, study, n, start=0):
+    s = OptunaMultiObjectiveSearch(cfg, study)
+    got = []
+    for i in range(start, start + n):
+        got.append(s.suggest(f"t{i}"))
+        s.on_trial_complete(f"t{i}", {"train_time_s": float(i + 1), "val_robust_acc": 0.05 * i})
+    return got
+
+
+def test_resuming_with_a_new_choice_or_method_rebuilds_the_study_and_keeps_its_history(tmp_path):
+    """Optuna refuses a categorical whose choices changed; a resumed reproduction that gained a
+    configuration with a new value (epochs 8) or a new method must still run, with the earlier
+    trials (same numbers, values, params) as the sampler's history and the old study kept."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    cfg = parse_config(_space_raw([3, 4]), "s.yaml")
+    _run(cfg, open_study(cfg, url, "s"), 4)
+    before = optuna.load_study(study_name="s", storage=url).trials
+    cfg2 = parse_config(_space_raw([3, 4, 8], methods=("fgsm_rs", "pgd_at", "trades"),
+                                   enqueue=[{"label": "new", "method": "trades", "epochs": 8}]), "s.yaml")
+    notes = []
+    study = open_study(cfg2, url, "s", notes=notes)
+    assert len(notes) == 1 and "epochs: choices [3, 4] -> [3, 4, 8]" in notes[0] and "method:" in notes[0]
+    assert "'s@space-1'" in notes[0]
+    after = study.trials
+    assert [t.number for t in after[:4]] == [t.number for t in before]
+    assert [t.values for t in after[:4]] == [t.values for t in before]
+    assert [t.params for t in after[:4]] == [t.params for t in before]
+    assert after[0].distributions["epochs"].choices == (3, 4, 8)
+    got = _run(cfg2, study, 3, start=4)  # would raise "does not support dynamic value space" before
+    assert got[0]["label"] == "new" and got[0]["sampled"] == {"method": "trades", "epochs": 8, "lr": got[0]["sampled"]["lr"]}
+    assert got[0]["optuna_trial"] == 4
+    names = {s.study_name for s in optuna.get_all_study_summaries(url)}
+    assert names == {"s", "s@space-1"}
+    assert len(optuna.load_study(study_name="s@space-1", storage=url).trials) == 4
+    assert open_study(cfg2, url, "s", notes=notes) and len(notes) == 1  # unchanged space: no second rebuild
+
+
+def test_a_choice_that_left_the_space_drops_only_that_parameter_from_history(tmp_path):
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    cfg = parse_config(_space_raw([3, 4]), "s.yaml")
+    _run(cfg, open_study(cfg, url, "s"), 3)
+    study = open_study(parse_config(_space_raw([4, 8]), "s.yaml"), url, "s", notes=[])
+    for t in study.trials:
+        assert ("epochs" in t.params) == (t.params.get("epochs") == 4) and t.values is not None
+
+
+def test_a_rebuild_cut_short_by_a_killed_driver_is_finished_on_the_next_open(tmp_path):
+    from raysweep.tune import study_space
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    cfg = parse_config(_space_raw([3, 4]), "s.yaml")
+    _run(cfg, open_study(cfg, url, "s"), 3)
+    cfg2 = parse_config(_space_raw([3, 4, 8]), "s.yaml")
+    real = study_space._rebuild
+
+    def dies_half_way(storage, name, backup, wanted):
+        optuna.delete_study(study_name=name, storage=storage)
+        optuna.create_study(study_name=name, storage=storage, directions=["minimize", "maximize"])
+        raise KeyboardInterrupt  # the driver is killed after the original is gone
+
+    study_space._rebuild = dies_half_way
+    try:
+        try:
+            open_study(cfg2, url, "s")
+        except KeyboardInterrupt:
+            pass
+    finally:
+        study_space._rebuild = real
+    assert optuna.load_study(study_name="s", storage=url).trials == []  # what the kill left
+    study = open_study(cfg2, url, "s", notes=[])
+    assert len(study.trials) == 3 and all(t.values for t in study.trials)
+    assert study.user_attrs[study_space.REBUILT_FROM] == "s@space-1"
+    _run(cfg2, study, 1, start=3)
+
+
+def test_a_labelled_point_asked_by_a_driver_that_died_before_tune_started_it_is_queued_again(tmp_path):
+    cfg, url = _enqueued(tmp_path, [{"method": "pgd_at", "pgd_at.steps": 2, "label": "a"}])
+    s = OptunaMultiObjectiveSearch(cfg, open_study(cfg, url, "s"))
+    assert s.suggest("t0")["label"] == "a"  # asked; the driver dies before the trial starts
+    study = open_study(cfg, url, "s", started=set())  # the sweep's state never saw trial 0
+    waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert [t.user_attrs.get("label") for t in waiting] == ["a"]
+    assert [t.user_attrs.get("label") for t in open_study(cfg, url, "s", started={0}).trials
+            if t.state == optuna.trial.TrialState.WAITING] == ["a"]  # nothing twice

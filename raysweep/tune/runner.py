@@ -218,7 +218,12 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
             "objectives": ",".join(f"{o.metric}:{o.mode}" for o in cfg.objectives),
             "search_space": "; ".join(cfg.describe_space())})
 
-    study = open_study(cfg, f"sqlite:///{sweep_dir / 'optuna.db'}", cfg.name)
+    notes: List[str] = []
+    study = open_study(cfg, f"sqlite:///{sweep_dir / 'optuna.db'}", cfg.name, notes=notes,
+                       started={int(k) for k in state.trials})
+    for note in notes:
+        printer(f"raysweep: {note}", flush=True)
+        _safe(errors, tracker.set_tags, parent_id, {"raysweep.study_rebuilt": note[:4000]})
     interrupted = state.unfinished()
     resume_points = [(r["trial"], r["sampled"]) for r in sorted(interrupted, key=lambda r: r["trial"])]
     _fail_orphaned_trials(study, keep={n for n, _ in resume_points})

@@ -16,6 +16,7 @@ import optuna
 from ray.tune.search import Searcher
 
 from ..config import SearchParam, SweepConfig
+from .study_space import distribution, reconcile
 
 
 def make_sampler(cfg: SweepConfig):
@@ -33,12 +34,12 @@ def constraint_key(i: int, metric: str) -> str:
 
 
 def suggest(trial: optuna.Trial, sp: SearchParam):
-    d = sp.dist
-    if d.kind == "choice":
+    d = distribution(sp)  # the one study_space compares a resumed study against
+    if isinstance(d, optuna.distributions.CategoricalDistribution):
         return trial.suggest_categorical(sp.key, d.choices)
-    if d.kind == "int":
-        return trial.suggest_int(sp.key, d.low, d.high, log=d.log, step=d.step or 1)
-    return trial.suggest_float(sp.key, float(d.low), float(d.high), log=d.log, step=d.step)
+    if isinstance(d, optuna.distributions.IntDistribution):
+        return trial.suggest_int(sp.key, d.low, d.high, log=d.log, step=d.step)
+    return trial.suggest_float(sp.key, d.low, d.high, log=d.log, step=d.step)
 
 
 def sample_point(trial: optuna.Trial, cfg: SweepConfig) -> Dict[str, Any]:
@@ -53,8 +54,16 @@ def sample_point(trial: optuna.Trial, cfg: SweepConfig) -> Dict[str, Any]:
     return sampled
 
 
-def open_study(cfg: SweepConfig, storage_url: str, study_name: str) -> optuna.Study:
+def open_study(cfg: SweepConfig, storage_url: str, study_name: str, notes: Optional[list] = None,
+               started: Optional[set] = None) -> optuna.Study:
+    """``notes`` receives a line for the user when a resumed study had to be rebuilt for an
+    edited search space (study_space.reconcile). ``started``: the trial numbers the sweep's
+    state records; a labelled point asked by a driver that died before Tune started it is not
+    one of them, and is queued again (the orphan itself ends FAIL)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    note = reconcile(cfg, storage_url, study_name)
+    if note and notes is not None:
+        notes.append(note)
     study = optuna.create_study(
         study_name=study_name, storage=storage_url, load_if_exists=True, sampler=make_sampler(cfg),
         directions=["minimize" if o.mode == "min" else "maximize" for o in cfg.objectives],
@@ -66,7 +75,8 @@ def open_study(cfg: SweepConfig, storage_url: str, study_name: str) -> optuna.St
     # A new study: the YAML's enqueued points come first. A resumed one: labelled points the YAML
     # gained since (e.g. a tuned configuration added to a reproduction) are queued, nothing twice.
     resumed = bool(study.trials)  # taken before the loop: each enqueue adds a (waiting) trial
-    known = {t.user_attrs.get("label") for t in study.trials}
+    known = {t.user_attrs.get("label") for t in study.trials
+             if started is None or t.number in started or t.state == optuna.trial.TrialState.WAITING}
     for point in cfg.sweep.enqueue:
         label = point.get("label")
         if resumed and (not label or label in known):
