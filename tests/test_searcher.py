@@ -180,3 +180,20 @@ def test_a_labelled_point_asked_by_a_driver_that_died_before_tune_started_it_is_
     assert [t.user_attrs.get("label") for t in waiting] == ["a"]
     assert [t.user_attrs.get("label") for t in open_study(cfg, url, "s", started={0}).trials
             if t.state == optuna.trial.TrialState.WAITING] == ["a"]  # nothing twice
+
+
+def test_a_resumed_sweep_does_not_replay_its_first_samples(tmp_path):
+    """A seeded sampler rebuilt by a resumed driver would start its sequence again: the random start-up
+    trials after a resume repeated the first ones (seen in a real tuning sweep). Still reproducible."""
+    def run(tag):
+        url = f"sqlite:///{tmp_path / (tag + '.db')}"
+        for sampler in ("random", "tpe"):
+            raw = dict(RAW, name=sampler, sweep=dict(RAW["sweep"], sampler=sampler))
+            cfg = parse_config(raw, "s.yaml")
+            first = _run(cfg, open_study(cfg, url, sampler), 2)
+            again = _run(cfg, open_study(cfg, url, sampler), 2, start=2)  # as `raysweep resume` reopens it
+            yield [c["sampled"] for c in first], [c["sampled"] for c in again]
+    a, b = list(run("a")), list(run("b"))
+    assert a == b
+    for first, again in a:
+        assert not any(x == y for x in first for y in again), (first, again)

@@ -165,15 +165,20 @@ final_eval: {enabled: false}
     y.write_text(base % (2, ""))
     first = run_sweep(load_config(y), workdir=tmp_path, printer=lambda *a, **k: None)
     assert first["finished"] == 2
-    y.write_text((base % (3, '    - {label: "PGD-3 (tuned)", method: pgd_at, pgd_at.steps: 3}\n')).replace(
-        "  pgd_at.steps: {int: [1, 3]}", "  pgd_at.steps: {int: [1, 3]}\n  lr: {float: [0.001, 0.01], log: true}"))
+    # the added point uses a method the first run's space lacked: Optuna refuses a changed categorical, so the
+    # study is rebuilt for the new space before anything starts
+    y.write_text((base % (3, '    - {label: "TRADES (tuned)", method: trades}\n')).replace(
+        "  pgd_at.steps: {int: [1, 3]}", "  pgd_at.steps: {int: [1, 3]}\n  lr: {float: [0.001, 0.01], log: true}").replace(
+        "[fgsm_rs, pgd_at]", "[fgsm_rs, pgd_at, trades]"))
     r = run_cli(["sweep", str(y), "--resume"], cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "resuming: 2 ended" in r.stdout and "start trial 2" in r.stdout and "start trial 0" not in r.stdout
+    assert "the Optuna study was rebuilt" in r.stdout and "'edited@space-1'" in r.stdout
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     parent = client.get_run(first["parent_run_id"])
     kids = client.search_runs([parent.info.experiment_id], filter_string="tags.`raysweep.kind` = 'trial'")
-    assert sorted(k.data.tags.get("label") for k in kids) == ["FGSM-RS", "PGD-1", "PGD-3 (tuned)"]
+    assert sorted(k.data.tags.get("label") for k in kids) == ["FGSM-RS", "PGD-1", "TRADES (tuned)"]
+    assert "method: choices ['fgsm_rs', 'pgd_at'] -> ['fgsm_rs', 'pgd_at', 'trades']" in parent.data.tags["raysweep.study_rebuilt"]
     assert parent.data.params["sweep.num_samples"] == "2"  # the first run's, write-once
     assert parent.data.tags["raysweep.resumed_num_samples"] == "3" and "lr: float" in parent.data.tags["raysweep.resumed_search_space"]
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}

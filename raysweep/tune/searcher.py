@@ -19,14 +19,18 @@ from ..config import SearchParam, SweepConfig
 from .study_space import distribution, reconcile
 
 
-def make_sampler(cfg: SweepConfig):
+def make_sampler(cfg: SweepConfig, resumed_at: int = 0):
+    """``resumed_at``: the trials a resumed study already holds. A sampler seeded as at the start
+    would replay its sequence from the beginning, so a resumed sweep's random start-up trials
+    would repeat its first ones; the seed moves on by that count instead (still reproducible)."""
     s = cfg.sweep
+    seed = s.seed + 7919 * resumed_at if (s.seed is not None and resumed_at) else s.seed
     if s.sampler == "nsga2":
         pop = s.population_size or max(2, min(s.num_samples, 8))
-        return optuna.samplers.NSGAIISampler(population_size=pop, seed=s.seed)
+        return optuna.samplers.NSGAIISampler(population_size=pop, seed=seed)
     if s.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
-    return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(2, min(10, s.num_samples // 2)))
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, s.num_samples // 2)))
 
 
 def constraint_key(i: int, metric: str) -> str:
@@ -75,6 +79,8 @@ def open_study(cfg: SweepConfig, storage_url: str, study_name: str, notes: Optio
     # A new study: the YAML's enqueued points come first. A resumed one: labelled points the YAML
     # gained since (e.g. a tuned configuration added to a reproduction) are queued, nothing twice.
     resumed = bool(study.trials)  # taken before the loop: each enqueue adds a (waiting) trial
+    if resumed:
+        study.sampler = make_sampler(cfg, resumed_at=len(study.trials))
     known = {t.user_attrs.get("label") for t in study.trials
              if started is None or t.number in started or t.state == optuna.trial.TrialState.WAITING}
     for point in cfg.sweep.enqueue:
