@@ -4,6 +4,11 @@ The rule, stated once so the "(tuned)" rows can be traced: among the tuning swee
 flagged for catastrophic overfitting and whose training time is within the claim's budget (``--max-time-ratio``
 times the baseline's mean training time per seed in the reproduction sweep; no budget with 0), take the one with
 the highest validation robust accuracy. Validation only: the tuning sweep never touches the test set.
+
+``--anchor TUNE_LABEL REPRO_LABEL`` calibrates the budget for the machine's load: the tuning sweep's enqueued
+point TUNE_LABEL is the same configuration as the reproduction's REPRO_LABEL, so the ratio of their training times
+is how much slower (or faster) the tuning sweep's trials ran than the reproduction's, and the budget is multiplied
+by it. Both budgets and what each would pick are printed.
 Prints the trial, its validation numbers and the point to add to the reproduction's ``sweep.enqueue``
 (the tuning sweep's keys; write them as the reproduction's search keys).
 
@@ -27,30 +32,48 @@ def main(argv=None):
     ap.add_argument("tuning", help="the tuning sweep's experiment name")
     ap.add_argument("--baseline", nargs=2, metavar=("EXPERIMENT", "LABEL"), help="the reproduction sweep and its baseline's label")
     ap.add_argument("--max-time-ratio", type=float, default=0.0, help="training-time budget as a multiple of the baseline's")
+    ap.add_argument("--anchor", nargs=2, metavar=("TUNE_LABEL", "REPRO_LABEL"),
+                    help="a tuning trial that repeats a reproduction configuration: rescales the budget by their time ratio")
     ap.add_argument("--runs", default=str(REPO / "raysweep_runs"))
     args = ap.parse_args(argv)
     runs = Path(args.runs)
     tune = latest_state(runs, args.tuning)
     if tune is None:
         raise SystemExit(f"no sweep of {args.tuning!r} under {runs}")
-    budget = None
+    budget, scale, rep = None, 1.0, None
     if args.baseline and args.max_time_ratio > 0:
         rep = latest_state(runs, args.baseline[0])
-        base = next((r for r in (rep or {}).get("trials", {}).values() if r.get("label") == args.baseline[1]), None)
-        if base is None:
-            raise SystemExit(f"no trial labelled {args.baseline[1]!r} in {args.baseline[0]!r}")
-        budget = args.max_time_ratio * base["metrics"]["train_time_s"]
+        budget = args.max_time_ratio * _labelled(rep, args.baseline)["metrics"]["train_time_s"]
+    if args.anchor and budget is not None:
+        tuned = _labelled(tune, (args.tuning, args.anchor[0]))["metrics"]["train_time_s"]
+        scale = tuned / _labelled(rep, (args.baseline[0], args.anchor[1]))["metrics"]["train_time_s"]
+    best, n = _pick(tune, None if budget is None else budget * scale)
+    m = best["metrics"]
+    out = {"tuning_sweep": Path(tune["_sweep_dir"]).name, "trial": best["trial"], "val_robust_acc": m["val_robust_acc"],
+           "val_clean_acc": m.get("val_clean_acc"), "train_time_s": m["train_time_s"],
+           "budget_s": None if budget is None else budget * scale, "candidates": n, "of": len(tune["trials"]),
+           "point": best["sampled"]}
+    if args.anchor and budget is not None:
+        raw, n_raw = _pick(tune, budget)
+        out["anchor"] = {"tune_label": args.anchor[0], "repro_label": args.anchor[1], "time_scale": scale,
+                         "uncalibrated_budget_s": budget, "uncalibrated_pick": raw["trial"], "uncalibrated_candidates": n_raw}
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def _labelled(state, where):
+    trial = next((r for r in (state or {}).get("trials", {}).values() if r.get("label") == where[1]), None)
+    if trial is None:
+        raise SystemExit(f"no trial labelled {where[1]!r} in {where[0]!r}")
+    return trial
+
+
+def _pick(tune, budget):
     trials = [r for r in tune["trials"].values() if r["status"] == "FINISHED" and not r.get("catastrophic_overfit")
               and (budget is None or r["metrics"]["train_time_s"] <= budget)]
     if not trials:
         raise SystemExit("no finished trial within the budget")
-    best = max(trials, key=lambda r: r["metrics"]["val_robust_acc"])
-    m = best["metrics"]
-    out = {"tuning_sweep": Path(tune["_sweep_dir"]).name, "trial": best["trial"], "val_robust_acc": m["val_robust_acc"],
-           "val_clean_acc": m.get("val_clean_acc"), "train_time_s": m["train_time_s"], "budget_s": budget,
-           "candidates": len(trials), "of": len(tune["trials"]), "point": best["sampled"]}
-    print(json.dumps(out, indent=1))
-    return 0
+    return max(trials, key=lambda r: r["metrics"]["val_robust_acc"]), len(trials)
 
 
 if __name__ == "__main__":

@@ -65,3 +65,37 @@ def test_backward_smoothing_on_mnist_must_match_trades_at_both_betas():
     assert _judge(rows, rule)["verdict"] == "holds"
     v = _judge(rows[:1] + rows[2:], rule)  # its own-beta TRADES not run: no "holds" yet
     assert v["verdict"] == "partly" and f"{b6}: not run yet" in v["why"]
+
+
+def _state(runs, exp, trials):
+    d = runs / exp / "sweep-20260101-000000"
+    d.mkdir(parents=True)
+    recs = {str(i): dict(t, trial=i, status=t.get("status", "FINISHED"), sampled={"x": i}) for i, t in enumerate(trials)}
+    (d / "state.json").write_text(__import__("json").dumps({"trials": recs}))
+
+
+def _trial(time_s, val, label=None, co=0.0):
+    return {"label": label, "catastrophic_overfit": co, "metrics": {"train_time_s": time_s, "val_robust_acc": val}}
+
+
+def test_tuned_point_keeps_to_the_budget_and_calibrates_it_with_an_anchor(tmp_path, capsys):
+    """bench/tuned_point.py: the best validation point within max_time_ratio x the baseline's time, never a collapsed
+    one; with --anchor the budget is rescaled by how much slower the tuning sweep ran the reproduction's configuration."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("tuned_point", pathlib.Path(__file__).resolve().parents[1] / "bench" / "tuned_point.py")
+    tp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tp)
+    _state(tmp_path, "rep", [_trial(400.0, 0.9, "base"), _trial(200.0, 0.8, "cheap")])
+    _state(tmp_path, "tune", [_trial(240.0, 0.70, "as rep"), _trial(290.0, 0.85), _trial(250.0, 0.95, co=1.0),
+                              _trial(310.0, 0.99)])
+
+    def pick(*extra):
+        tp.main(["tune", "--baseline", "rep", "base", "--max-time-ratio", "0.75", "--runs", str(tmp_path), *extra])
+        return json.loads(capsys.readouterr().out)
+
+    out = pick()
+    assert out["trial"] == 1 and out["budget_s"] == 300.0 and out["candidates"] == 2  # 0.95 collapsed, 0.99 too slow
+    out = pick("--anchor", "as rep", "cheap")  # the tuning sweep ran 1.2x slower than the reproduction
+    assert out["trial"] == 3 and abs(out["budget_s"] - 360.0) < 1e-9
+    assert out["anchor"]["uncalibrated_pick"] == 1 and abs(out["anchor"]["time_scale"] - 1.2) < 1e-9
