@@ -42,6 +42,10 @@ def test_reproduction_yaml_is_a_fixed_seeded_evaluated_set(path):
     # fixed configurations only: every trial is an enqueued, labelled point
     assert s.num_samples == len(s.enqueue) >= 2
     assert all(p.get("label") for p in s.enqueue)
+    for p in s.enqueue:  # a search key a point leaves out would be sampled: not a fixed configuration
+        m = p.get("method", cfg.methods[0])
+        missing = [sp.key for sp in cfg.search if (sp.methods is None or m in sp.methods) and sp.key not in p]
+        assert not missing, f"{p['label']!r} leaves {missing} to the sampler"
     fe = cfg.final_eval
     assert fe.enabled and fe.members == "all" and fe.n is None  # PGD-20 on the whole test set
     assert {"clean", "pgd20", "autoattack"} <= set(fe.attacks)
