@@ -47,11 +47,12 @@ def main(argv=None):
     if args.anchor and budget is not None:
         tuned = _labelled(tune, (args.tuning, args.anchor[0]))["metrics"]["train_time_s"]
         scale = tuned / _labelled(rep, (args.baseline[0], args.anchor[1]))["metrics"]["train_time_s"]
-    best, n = _pick(tune, None if budget is None else budget * scale)
+    calibrated = None if budget is None else budget * scale
+    best, n = _pick(tune, calibrated)
     m = best["metrics"]
     out = {"tuning_sweep": Path(tune["_sweep_dir"]).name, "trial": best["trial"], "val_robust_acc": m["val_robust_acc"],
            "val_clean_acc": m.get("val_clean_acc"), "train_time_s": m["train_time_s"],
-           "budget_s": None if budget is None else budget * scale, "candidates": n, "of": len(tune["trials"]),
+           "budget_s": calibrated, "candidates": n, "of": len(tune["trials"]),
            "point": best["sampled"]}
     if args.anchor and budget is not None:
         raw, n_raw = _pick(tune, budget)

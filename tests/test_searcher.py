@@ -17,13 +17,7 @@ def _samples(tmp_path, tag, sampler="tpe"):
     raw = dict(RAW, sweep=dict(RAW["sweep"], sampler=sampler))
     cfg = parse_config(raw, "s.yaml")
     study = open_study(cfg, f"sqlite:///{tmp_path / (tag + '.db')}", "s")
-    s = OptunaMultiObjectiveSearch(cfg, study)
-    out = []
-    for i in range(6):
-        c = s.suggest(f"t{i}")
-        out.append(c["sampled"])
-        s.on_trial_complete(f"t{i}", {"train_time_s": float(i + 1), "val_robust_acc": 0.1 * i})
-    return out, study
+    return [c["sampled"] for c in _run(cfg, study, 6)], study
 
 
 def test_conditional_parameters_only_for_their_method(tmp_path):
