@@ -58,12 +58,14 @@ def _small(raw, point):
     raw["dataset"].update(val_size=64, train_size=512)
     raw["train"].update(epochs=1, batch_size=128)
     raw["eval"] = {"val_pgd_steps": 2}
-    for k in ("epochs", "train.epochs"):
-        if k in raw.get("search", {}):
-            raw["search"][k] = {"choice": [1]}
+    # one epoch, and no pruning warm-up, so that a pruned configuration prunes within it
+    one = {"epochs": 1, "train.epochs": 1, "pruning.warmup_epochs": 0}
     point = {k: v for k, v in point.items() if k != "label"}
-    if "epochs" in point:
-        point["epochs"] = 1
+    for k, v in one.items():
+        if k in raw.get("search", {}):
+            raw["search"][k] = {"choice": [v]}
+        if k in point:
+            point[k] = v
     raw["sweep"]["enqueue"] = [dict(point)]
     raw["sweep"]["num_samples"] = 1
     if raw.get("pruning"):
