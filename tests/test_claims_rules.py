@@ -99,3 +99,15 @@ def test_tuned_point_keeps_to_the_budget_and_calibrates_it_with_an_anchor(tmp_pa
     out = pick("--anchor", "as rep", "cheap")  # the tuning sweep ran 1.2x slower than the reproduction
     assert out["trial"] == 3 and abs(out["budget_s"] - 360.0) < 1e-9
     assert out["anchor"]["uncalibrated_pick"] == 1 and abs(out["anchor"]["time_scale"] - 1.2) < 1e-9
+
+
+def test_a_side_by_side_timing_judges_the_speed_and_the_sweep_ratio_is_shown():
+    rule = dict(RULE, speed="faster", pairs=[("PGD-AT", ["PGD-AT + pruning"])])
+    rows = [_row("PGD-AT", 0.88, 500.0), _row("PGD-AT + pruning", 0.875, 520.0, cost=8.0)]
+    assert _judge(rows, rule)["verdict"] == "partly"  # 1.04x as the sweep ran them: not faster
+    paired = {("mnist", "PGD-AT", "PGD-AT + pruning"): {"time_ratio": 0.70, "rounds": [{}]}}
+    v = claims.judge(rule, {r["label"]: r for r in rows}, paired)
+    assert v["verdict"] == "holds" and "0.70x its training time side by side" in v["why"]
+    assert "1.04x time as the sweep ran them" in v["why"]
+    paired = {("fashion_mnist", "PGD-AT", "PGD-AT + pruning"): {"time_ratio": 0.70, "rounds": [{}]}}
+    assert claims.judge(rule, {r["label"]: r for r in rows}, paired)["verdict"] == "partly"  # another dataset's pair
