@@ -5,6 +5,7 @@ page shows its metrics; the parent's artifacts hold pareto.png; no telemetry ban
 `raysweep ui` with SIGTERM leaves no server behind; a taken port is a one-line error.
 Screenshots are kept in tests/screenshots/ for a developer to open."""
 
+import http.client
 import os
 import re
 import shutil
@@ -141,12 +142,24 @@ def test_raysweep_ui_in_a_real_browser(finished_sweep, tmp_path):
         # SIGTERM (a process manager, `kill`): raysweep ui goes and takes its server and worker with it
         server = _group_of_children(ui.pid)
         assert len(server) >= 2  # mlflow ui and its uvicorn worker
+        browser = http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # a tab still open (keep-alive)
+        browser.request("GET", "/health")
+        assert browser.getresponse().read()
         ui.send_signal(signal.SIGTERM)
         assert ui.wait(timeout=60) == 128 + signal.SIGTERM
         deadline = time.time() + 30
         while _alive(server) and time.time() < deadline:
             time.sleep(0.5)
         assert not _alive(server), "the MLflow server outlived raysweep ui"
+        browser.close()
+        # ... and the port is free again at once: restarting `raysweep ui` right away works (the connections the server
+        # closed linger in TIME_WAIT on the port; the free-port check once took them for a server)
+        ui = subprocess.Popen([sys.executable, "-m", "raysweep.cli", "ui", "--port", str(port), "--tracking-uri", uri],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = [ui.stdout.readline()]
+        while lines[-1] and "experiment 'ui-demo'" not in lines[-1]:  # printed once the server answers /health
+            lines.append(ui.stdout.readline())
+        assert f"127.0.0.1:{port}/#/experiments/{exp.experiment_id}" in lines[-1], "".join(lines) + ui.stderr.read()
     finally:
         server = _group_of_children(ui.pid) if ui.poll() is None else set()
         if ui.poll() is None:

@@ -21,6 +21,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def check_port_free(host: str, port: int) -> None:
     with socket.socket() as s:
+        # As the server binds (uvicorn sets SO_REUSEADDR): connections of a just-stopped UI linger in TIME_WAIT on
+        # the port, and without it a restarted `raysweep ui` was told the port is in use; a live listener still is.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
