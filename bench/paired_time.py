@@ -12,6 +12,8 @@ where ``bench/claims.py`` judges the claim's speed by this ratio (and shows the 
 
     .venv/bin/python bench/paired_time.py search_spaces/reproduce/mnist/data_pruning.yaml \\
         "PGD-AT" "PGD-AT + pruning (tuned)"            # one round (~10 min for MNIST's 4-5 epoch rows)
+    ... data_pruning_trades_mart.yaml "TRADES-10" "TRADES + pruning (tuned)" \
+        --baseline-from search_spaces/reproduce/mnist/backward_smoothing.yaml   # the baseline's point elsewhere
     ... --rounds 2                                      # seeds 0 and 1, one pair after the other
 """
 
@@ -102,6 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("baseline", nargs="?", help="label of the baseline point in sweep.enqueue")
     ap.add_argument("candidate", nargs="?", help="label of the candidate point")
     ap.add_argument("--rounds", type=int, default=1, help="pairs run one after the other, seeds 0..rounds-1")
+    ap.add_argument("--baseline-from", metavar="YAML",
+                    help="the baseline's point is in this YAML (e.g. TRADES-10 of backward_smoothing.yaml)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -110,13 +114,15 @@ def main(argv=None) -> int:
     if not (args.yaml and args.baseline and args.candidate):
         ap.error("give a reproduction YAML, the baseline's label and the candidate's label")
     path = Path(args.yaml)
-    if not path.is_file():
-        print(f"paired_time: error: {path}: no such file", file=sys.stderr)
-        return 2
+    base_path = Path(args.baseline_from) if args.baseline_from else path
+    for p in (path, base_path):
+        if not p.is_file():
+            print(f"paired_time: error: {p}: no such file", file=sys.stderr)
+            return 2
     rounds = []
     with tempfile.TemporaryDirectory(prefix="paired-time-") as tmp:
         for r in range(args.rounds):
-            specs = {"baseline": spec_of(path, args.baseline, r), "candidate": spec_of(path, args.candidate, r)}
+            specs = {"baseline": spec_of(base_path, args.baseline, r), "candidate": spec_of(path, args.candidate, r)}
             res = one_round(specs, Path(tmp), r)
             rounds.append(res)
             b, c = res["baseline"], res["candidate"]
@@ -128,7 +134,8 @@ def main(argv=None) -> int:
     c_ratio = mean("cost", "candidate") / mean("cost", "baseline")
     from raysweep.config import load_yaml
 
-    entry = {"yaml": str(path.resolve().relative_to(REPO)) if path.resolve().is_relative_to(REPO) else str(path),
+    rel = lambda p: str(p.resolve().relative_to(REPO)) if p.resolve().is_relative_to(REPO) else str(p)  # noqa: E731
+    entry = {"yaml": rel(path), "baseline_yaml": rel(base_path),
              "dataset": load_yaml(path)["dataset"]["name"], "baseline": args.baseline, "candidate": args.candidate,
              "rounds": rounds, "time_ratio": t_ratio, "cost_ratio": c_ratio,
              "measured": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores, {platform.machine()}",
