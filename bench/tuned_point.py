@@ -9,6 +9,12 @@ the highest validation robust accuracy. Validation only: the tuning sweep never 
 point TUNE_LABEL is the same configuration as the reproduction's REPRO_LABEL, so the ratio of their training times
 is how much slower (or faster) the tuning sweep's trials ran than the reproduction's, and the budget is multiplied
 by it. Both budgets and what each would pick are printed.
+
+``--max-cost-ratio`` bounds the cost instead (or as well): the trial's cost units (gradient passes, selection
+included) at most that multiple of the baseline's. Cost does not depend on what ran beside a trial, so this budget
+needs no calibration; a time budget calibrated by one anchor pair can be off by the ~20% a neighbour moves a
+trial's time (data pruning's first pick met its calibrated time budget at 0.82x the baseline's cost, so no fair
+timing could have put it under 0.75x).
 Prints the trial, its validation numbers and the point to add to the reproduction's ``sweep.enqueue``
 (the tuning sweep's keys; write them as the reproduction's search keys).
 
@@ -32,6 +38,7 @@ def main(argv=None):
     ap.add_argument("tuning", help="the tuning sweep's experiment name")
     ap.add_argument("--baseline", nargs=2, metavar=("EXPERIMENT", "LABEL"), help="the reproduction sweep and its baseline's label")
     ap.add_argument("--max-time-ratio", type=float, default=0.0, help="training-time budget as a multiple of the baseline's")
+    ap.add_argument("--max-cost-ratio", type=float, default=0.0, help="cost budget as a multiple of the baseline's")
     ap.add_argument("--anchor", nargs=2, metavar=("TUNE_LABEL", "REPRO_LABEL"),
                     help="a tuning trial that repeats a reproduction configuration: rescales the budget by their time ratio")
     ap.add_argument("--runs", default=str(REPO / "raysweep_runs"))
@@ -40,22 +47,25 @@ def main(argv=None):
     tune = latest_state(runs, args.tuning)
     if tune is None:
         raise SystemExit(f"no sweep of {args.tuning!r} under {runs}")
-    budget, scale, rep = None, 1.0, None
-    if args.baseline and args.max_time_ratio > 0:
+    budget, scale, rep, cost_budget = None, 1.0, None, None
+    if args.baseline and (args.max_time_ratio > 0 or args.max_cost_ratio > 0):
         rep = latest_state(runs, args.baseline[0])
+    if args.baseline and args.max_time_ratio > 0:
         budget = args.max_time_ratio * _labelled(rep, args.baseline)["metrics"]["train_time_s"]
+    if args.baseline and args.max_cost_ratio > 0:
+        cost_budget = args.max_cost_ratio * _labelled(rep, args.baseline)["metrics"]["cost"]
     if args.anchor and budget is not None:
         tuned = _labelled(tune, (args.tuning, args.anchor[0]))["metrics"]["train_time_s"]
         scale = tuned / _labelled(rep, (args.baseline[0], args.anchor[1]))["metrics"]["train_time_s"]
     calibrated = None if budget is None else budget * scale
-    best, n = _pick(tune, calibrated)
+    best, n = _pick(tune, calibrated, cost_budget)
     m = best["metrics"]
     out = {"tuning_sweep": Path(tune["_sweep_dir"]).name, "trial": best["trial"], "val_robust_acc": m["val_robust_acc"],
            "val_clean_acc": m.get("val_clean_acc"), "train_time_s": m["train_time_s"],
-           "budget_s": calibrated, "candidates": n, "of": len(tune["trials"]),
+           "cost": m.get("cost"), "budget_s": calibrated, "cost_budget": cost_budget, "candidates": n, "of": len(tune["trials"]),
            "point": best["sampled"]}
     if args.anchor and budget is not None:
-        raw, n_raw = _pick(tune, budget)
+        raw, n_raw = _pick(tune, budget, cost_budget)
         out["anchor"] = {"tune_label": args.anchor[0], "repro_label": args.anchor[1], "time_scale": scale,
                          "uncalibrated_budget_s": budget, "uncalibrated_pick": raw["trial"], "uncalibrated_candidates": n_raw}
     print(json.dumps(out, indent=1))
@@ -69,9 +79,10 @@ def _labelled(state, where):
     return trial
 
 
-def _pick(tune, budget):
+def _pick(tune, budget, cost_budget=None):
     trials = [r for r in tune["trials"].values() if r["status"] == "FINISHED" and not r.get("catastrophic_overfit")
-              and (budget is None or r["metrics"]["train_time_s"] <= budget)]
+              and (budget is None or r["metrics"]["train_time_s"] <= budget)
+              and (cost_budget is None or r["metrics"]["cost"] <= cost_budget)]
     if not trials:
         raise SystemExit("no finished trial within the budget")
     return max(trials, key=lambda r: r["metrics"]["val_robust_acc"]), len(trials)

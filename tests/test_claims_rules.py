@@ -74,8 +74,9 @@ def _state(runs, exp, trials):
     (d / "state.json").write_text(__import__("json").dumps({"trials": recs}))
 
 
-def _trial(time_s, val, label=None, co=0.0):
-    return {"label": label, "catastrophic_overfit": co, "metrics": {"train_time_s": time_s, "val_robust_acc": val}}
+def _trial(time_s, val, label=None, co=0.0, cost=None):
+    return {"label": label, "catastrophic_overfit": co,
+            "metrics": {"train_time_s": time_s, "val_robust_acc": val, "cost": time_s / 10 if cost is None else cost}}
 
 
 def test_tuned_point_keeps_to_the_budget_and_calibrates_it_with_an_anchor(tmp_path, capsys):
@@ -99,6 +100,12 @@ def test_tuned_point_keeps_to_the_budget_and_calibrates_it_with_an_anchor(tmp_pa
     out = pick("--anchor", "as rep", "cheap")  # the tuning sweep ran 1.2x slower than the reproduction
     assert out["trial"] == 3 and abs(out["budget_s"] - 360.0) < 1e-9
     assert out["anchor"]["uncalibrated_pick"] == 1 and abs(out["anchor"]["time_scale"] - 1.2) < 1e-9
+    # a cost budget (load-free): trial 3 fits the calibrated time budget but not 0.75x the baseline's cost (40)
+    _state(tmp_path, "tune2", [_trial(240.0, 0.70, "as rep"), _trial(290.0, 0.85, cost=29.0),
+                               _trial(310.0, 0.99, cost=31.0), _trial(200.0, 0.97, cost=32.0, co=1.0)])
+    tp.main(["tune2", "--baseline", "rep", "base", "--max-cost-ratio", "0.75", "--runs", str(tmp_path)])
+    out = json.loads(capsys.readouterr().out)
+    assert out["trial"] == 1 and out["cost_budget"] == 30.0 and out["budget_s"] is None and out["candidates"] == 2
 
 
 def test_a_side_by_side_timing_judges_the_speed_and_the_sweep_ratio_is_shown():
