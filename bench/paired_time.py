@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,8 +67,9 @@ def worker(spec_file: str, out_file: str) -> int:
 
 def _launch(spec_file: Path, out_file: Path, core: int) -> subprocess.Popen:
     cmd = [sys.executable, __file__, "--worker", str(spec_file), str(out_file)]
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        cmd = ["taskset", "-c", str(core)] + cmd
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) >= 2 and shutil.which("taskset"):  # one core each, as Ray gives each of two 1-CPU trials
+        cmd = ["taskset", "-c", str(cores[core % len(cores)])] + cmd
     return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -80,21 +82,23 @@ def one_round(specs: Dict[str, Dict[str, Any]], tmp: Path, r: int) -> Dict[str, 
         files[name] = (sf, tmp / f"{name}-{r}.out.json", core)
         procs[name] = _launch(*files[name])
     fillers: List[subprocess.Popen] = []
-    while any(p.poll() is None for p in procs.values()):
-        for name, p in procs.items():
-            if p.poll() is not None and not getattr(p, "_filled", False):
-                p._filled = True
+    filled = set()
+    try:
+        while len(filled) < len(procs):
+            for name, p in procs.items():
+                if name in filled or p.poll() is None:
+                    continue
                 if p.returncode != 0:
                     raise SystemExit(f"paired_time: error: the {name} run exited {p.returncode}")
-                sf, _, core = files[name]
-                fillers.append(_launch(sf, tmp / f"filler-{name}-{r}.json", core))
-        time.sleep(1.0)
-    for f in fillers:
-        f.kill()
-        f.wait()
-    for name, p in procs.items():
-        if p.returncode != 0:
-            raise SystemExit(f"paired_time: error: the {name} run exited {p.returncode}")
+                filled.add(name)
+                if len(filled) < len(procs):  # keep the load on: the other one is still training
+                    sf, _, core = files[name]
+                    fillers.append(_launch(sf, tmp / f"filler-{name}-{r}.json", core))
+            time.sleep(1.0)
+    finally:
+        for p in fillers + [p for p in procs.values() if p.poll() is None]:
+            p.kill()
+            p.wait()
     return {name: json.loads(files[name][1].read_text()) for name in procs}
 
 
