@@ -68,7 +68,8 @@ def worker(spec_file: str, out_file: str) -> int:
 def _launch(spec_file: Path, out_file: Path, core: int) -> subprocess.Popen:
     cmd = [sys.executable, __file__, "--worker", str(spec_file), str(out_file)]
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cores) >= 2 and shutil.which("taskset"):  # one core each (Ray does not pin; pinning keeps the two from trading cores mid-run)
+    # one core each (Ray does not pin; pinning keeps the two from trading cores mid-run)
+    if len(cores) >= 2 and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(cores[core % len(cores)])] + cmd
     return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
