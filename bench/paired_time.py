@@ -137,11 +137,9 @@ def main(argv=None) -> int:
     mean = lambda k, w: sum(x[w][k] for x in rounds) / len(rounds)  # noqa: E731
     t_ratio = mean("train_time_s", "candidate") / mean("train_time_s", "baseline")
     c_ratio = mean("cost", "candidate") / mean("cost", "baseline")
-    from raysweep.config import load_yaml
-
     rel = lambda p: str(p.resolve().relative_to(REPO)) if p.resolve().is_relative_to(REPO) else str(p)  # noqa: E731
     entry = {"yaml": rel(path), "baseline_yaml": rel(base_path),
-             "dataset": load_yaml(path)["dataset"]["name"], "baseline": args.baseline, "candidate": args.candidate,
+             "dataset": specs["candidate"]["dataset"]["name"], "baseline": args.baseline, "candidate": args.candidate,
              "rounds": rounds, "time_ratio": t_ratio, "cost_ratio": c_ratio,
              "measured": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores, {platform.machine()}",
              "command": "bench/paired_time.py " + " ".join(f'"{a}"' if " " in a else a for a in (argv or sys.argv[1:]))}
