@@ -67,6 +67,22 @@ def _alive(pids):
     return out
 
 
+def _start_ui(port, uri, cwd):
+    return subprocess.Popen([sys.executable, "-m", "raysweep.cli", "ui", "--port", str(port), "--tracking-uri", uri],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _link(ui, timeout=120.0):
+    """The link `raysweep ui` prints for experiment ui-demo (printed once its server answers /health)."""
+    link, deadline = None, time.time() + timeout
+    while link is None and time.time() < deadline:
+        line = ui.stdout.readline()
+        assert line, "raysweep ui exited before printing its links"
+        m = re.search(r"experiment 'ui-demo': (\S+)", line)
+        link = m.group(1) if m else None
+    return link
+
+
 @pytest.fixture(scope="module")
 def finished_sweep(ray_session, tmp_path_factory):
     work = tmp_path_factory.mktemp("ui")
@@ -99,15 +115,9 @@ def test_raysweep_ui_in_a_real_browser(finished_sweep, tmp_path):
     assert len(kids) == 2
 
     port = free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "raysweep.cli", "ui", "--port", str(port), "--tracking-uri", uri],
-                          cwd=work, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ui = _start_ui(port, uri, work)
     try:
-        link, deadline = None, time.time() + 120
-        while link is None and time.time() < deadline:
-            line = ui.stdout.readline()
-            assert line, "raysweep ui exited before printing its links"
-            m = re.search(r"experiment 'ui-demo': (\S+)", line)
-            link = m.group(1) if m else None
+        link = _link(ui)
         assert link == f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
 
         # the printed link: the training-runs table with the sweep's parent run, no GenAI overview, no banner
@@ -154,12 +164,8 @@ def test_raysweep_ui_in_a_real_browser(finished_sweep, tmp_path):
         browser.close()
         # ... and the port is free again at once: restarting `raysweep ui` right away works (the connections the server
         # closed linger in TIME_WAIT on the port; the free-port check once took them for a server)
-        ui = subprocess.Popen([sys.executable, "-m", "raysweep.cli", "ui", "--port", str(port), "--tracking-uri", uri],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines = [ui.stdout.readline()]
-        while lines[-1] and "experiment 'ui-demo'" not in lines[-1]:  # printed once the server answers /health
-            lines.append(ui.stdout.readline())
-        assert f"127.0.0.1:{port}/#/experiments/{exp.experiment_id}" in lines[-1], "".join(lines) + ui.stderr.read()
+        ui = _start_ui(port, uri, work)
+        assert f"127.0.0.1:{port}/#/experiments/{exp.experiment_id}" in _link(ui)
     finally:
         server = _group_of_children(ui.pid) if ui.poll() is None else set()
         if ui.poll() is None:
