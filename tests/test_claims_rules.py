@@ -118,3 +118,59 @@ def test_a_side_by_side_timing_judges_the_speed_and_the_sweep_ratio_is_shown():
     assert "1.04x time as the sweep ran them" in v["why"]
     paired = {("fashion_mnist", "PGD-AT", "PGD-AT + pruning"): {"time_ratio": 0.70, "rounds": [{}]}}
     assert claims.judge(rule, {r["label"]: r for r in rows}, paired)["verdict"] == "partly"  # another dataset's pair
+
+
+def _committed_row(label, exp, sweep, aa, time_s, cost, method="pgd_at"):
+    return dict(_row(label, aa, time_s, cost=cost), experiment=exp, sweep=sweep, dataset="mnist", eps=0.3,
+                model="resnet_tiny (width 8)", epochs=4, method=method, run_id="0123456789abcdef", trial=0)
+
+
+def test_a_sweep_run_on_a_fresh_checkout_adds_to_the_committed_rows_instead_of_replacing_them(tmp_path):
+    exp, old = "reproduce-rrm-mnist", "sweep-20261201-155401"
+    teacher = {"teacher_time_s": 300.0, "teacher_cost": 20.0, "teacher_val_robust_acc": 0.9}
+    committed = {
+        "rows": [_committed_row("PGD-AT of the student architecture", exp, old, 0.86, 1300.0, 44.0),
+                 dict(_committed_row("RRM student (paper defaults)", exp, old, 0.0, 500.0, 18.0, "rrm"), teacher=teacher),
+                 _committed_row("FGSM-RS", "reproduce-fp-better-mnist", "sweep-20261201-102617", 0.36, 360.0, 16.0)],
+        "sweeps": [{"experiment": exp, "sweep": old, "configurations": 2, "wall_s": 7740.0, "trials_wall_s": 4200.0},
+                   {"experiment": "reproduce-fp-better-mnist", "sweep": "sweep-20261201-102617", "configurations": 1,
+                    "wall_s": 100.0, "trials_wall_s": 50.0},
+                   {"experiment": "reproduce-local-ball-mnist", "sweep": "sweep-20261201-163537", "configurations": 0,
+                    "wall_s": 1.0, "trials_wall_s": 1.0}]}
+    spec = {"repeats": 3, "model": {"name": "resnet_tiny", "width": 8}, "dataset": {"name": "mnist"},
+            "threat": {"eps": 0.3}, "train": {"epochs": 8}}
+    seeds = lambda key, v: {f"{key}_seed{i}": v + 0.001 * i for i in range(3)}  # noqa: E731
+    tuned = {"label": "RRM student (tuned)", "method": "rrm", "spec": spec, "run_id": "feedface",
+             "metrics": {**seeds("train_time_s", 600.0), **seeds("cost", 22.0), "teacher_time_s": 300.0,
+                         "teacher_cost": 20.0, "teacher_val_robust_acc": 0.9},
+             "test": {**seeds("test_clean_acc", 0.97), **seeds("test_pgd20_acc", 0.02),
+                      **seeds("test_autoattack_acc", 0.01), "test_n": 10000, "test_n_all": 10000, "test_n_aa": 500}}
+    runs = tmp_path / "runs"
+    _state(runs, exp, [tuned])
+    state = runs / exp / "sweep-20260101-000000" / "state.json"
+    state.write_text(state.read_text().replace('"trials"', f'"experiment": "{exp}", "trials"', 1))
+
+    result = claims.collect(runs, tmp_path / "no-paired.json", committed)
+    labels = [(r["experiment"], r["label"]) for r in result["rows"]]
+    assert labels == [("reproduce-fp-better-mnist", "FGSM-RS"), (exp, "PGD-AT of the student architecture"),
+                      (exp, "RRM student (paper defaults)"), (exp, "RRM student (tuned)")]
+    rrm = next(c for c in result["claims"] if c["paper"] == "rrm")
+    assert rrm["verdict"] == "does not hold" and not rrm.get("provisional")  # the tuned row decides, the rest is carried
+    # both rrm sweeps are listed, in the order they started; a committed sweep none of whose rows is reported is not
+    assert [(s["experiment"], s["sweep"]) for s in result["sweeps"]] == [
+        ("reproduce-fp-better-mnist", "sweep-20261201-102617"), (exp, "sweep-20260101-000000"), (exp, old)]
+    md = claims.markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
+    assert f"| rrm-mnist ({old}) | RRM student (paper defaults) |" in md
+    assert "| rrm-mnist (sweep-20260101-000000) | RRM student (tuned) |" in md
+    assert "| fp-better-mnist | FGSM-RS |" in md
+    # a local row of a committed label takes its place; --fresh (no committed rows) reports this machine only
+    assert [r["label"] for r in claims.collect(runs, tmp_path / "none.json")["rows"]] == ["RRM student (tuned)"]
+
+
+def test_speed_alone_is_not_partly_for_a_model_autoattack_breaks():
+    rule = dict(RULE, paper="rrm", speed="fraction", teacher=True, pairs=[("PGD-AT", ["RRM"])])
+    rows = [_row("PGD-AT", 0.88, 480.0, cost=44.0), _row("RRM", 0.0, 150.0, cost=10.0, teacher={"teacher_time_s": 50.0})]
+    v = _judge(rows, rule)
+    assert v["verdict"] == "does not hold" and "its speed does not count" in v["why"]
+    rows[1] = _row("RRM", 0.35, 150.0, cost=10.0, teacher={"teacher_time_s": 50.0})
+    assert _judge(rows, rule)["verdict"] == "partly"
