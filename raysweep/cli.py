@@ -58,7 +58,7 @@ def cmd_sweep(args) -> int:
     from .config import load_config
     from .tune.runner import absolute_input_paths, experiment_dir, latest_sweep_dir, run_sweep
 
-    cfg = load_config(args.file, args.set)
+    cfg = load_config(args.file, args.set, args.only)
     for note in cfg.notes:
         _print(f"raysweep: {note}")
     absolute_input_paths(cfg, Path.cwd())  # inputs are read where the user is, even when the outputs go elsewhere
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a YAML value, e.g. --set sweep.num_samples=4 --set train.epochs=1")
     s.add_argument("--resume", action="store_true", help="continue the latest sweep of this experiment instead of starting a new one")
+    s.add_argument("--only", action="append", default=[], metavar="LABEL",
+                   help="run only the sweep.enqueue point with this label (repeatable), e.g. a configuration added later")
     s.set_defaults(fn=cmd_sweep)
 
     r = sub.add_parser("resume", help="continue a sweep whose driver stopped", description="Resume an interrupted sweep.")

@@ -636,9 +636,28 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
     return cfg
 
 
-def load_config(path, overrides: Optional[List[str]] = None) -> SweepConfig:
+def keep_only(raw: Dict[str, Any], labels: List[str], file) -> Optional[str]:
+    """Run only the ``sweep.enqueue`` points with these labels (``raysweep sweep FILE --only LABEL``): one
+    configuration added to a reproduction YAML can run without re-running the others. Done on the raw config, so
+    the sweep's saved ``sweep.yaml`` (what ``raysweep resume`` reads) holds the same subset."""
+    if not labels:
+        return None
+    sweep = raw.get("sweep") if isinstance(raw.get("sweep"), dict) else {}
+    points = [p for p in (sweep.get("enqueue") or []) if isinstance(p, dict)]
+    have = [p.get("label") for p in points if p.get("label")]
+    for label in labels:
+        if label not in have:
+            raise ConfigError(file, "sweep.enqueue", f"--only {label!r}: no point has that label (labelled: "
+                              f"{', '.join(repr(h) for h in have) or 'none'})")
+    raw["sweep"] = dict(sweep, enqueue=[p for p in points if p.get("label") in labels], num_samples=len(set(labels)))
+    return f"--only: {len(set(labels))} of the {len(points)} enqueued points ({', '.join(labels)})"
+
+
+def load_config(path, overrides: Optional[List[str]] = None, only: Optional[List[str]] = None) -> SweepConfig:
     raw = apply_overrides(load_yaml(path), overrides or [], path)
     notes = drop_overridden_search(raw, overrides or [])
+    note = keep_only(raw, only or [], path)
+    notes = notes + [note] if note else notes
     cfg = parse_config(raw, path)
     cfg.notes = notes
     return cfg

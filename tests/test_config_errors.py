@@ -211,3 +211,20 @@ def test_methods_lists_the_pruning_policies(tmp_path):
     assert "composes with every method" in out
     assert "pruning.mode: static" in out and "pruning.mode: dynamic  [reconstruction]" in out
     assert "keep = 0.5  (in (0.0, 1.0))" in out and "warmup_epochs = 5" in out
+
+
+def test_only_runs_the_labelled_points_and_names_the_labels_when_one_is_missing(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text(TINY_YAML.format(name="t", n=5).replace("search:\n", "search:\n  epochs: {choice: [1, 2]}\n")
+                 .replace("seed: 0}", "seed: 0, enqueue: [{label: a, epochs: 1}, {label: b, epochs: 2}, {epochs: 2}]}"))
+    cfg = load_config(p, [], ["b"])
+    assert cfg.sweep.enqueue == [{"label": "b", "epochs": 2}] and cfg.sweep.num_samples == 1
+    assert cfg.raw["sweep"]["enqueue"] == cfg.sweep.enqueue  # what the sweep saves for `raysweep resume`
+    assert any("1 of the 3 enqueued points (b)" in n for n in cfg.notes), cfg.notes
+    work = tmp_path / "work"
+    work.mkdir()
+    r = run_cli(["sweep", str(p), "--only", "c"], cwd=work, timeout=120)
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert str(p) in lines[0] and "sweep.enqueue" in lines[0] and "'c'" in lines[0] and "'a', 'b'" in lines[0]
+    assert os.listdir(work) == []
