@@ -6,7 +6,8 @@ from .base import FORWARD_ONLY, Method, StepContext, StepResult, TeacherRequest,
 from .registry import get_method, list_methods, register_method
 
 # Every module listed here registers one method; a method that fails to import is a bug.
-_METHOD_MODULES = ["pgd_at", "fgsm_rs", "trades", "mart", "fp_better", "backward_smoothing", "local_ball", "rrm"]
+_METHOD_MODULES = ["pgd_at", "fgsm_rs", "trades", "mart", "fp_better", "backward_smoothing", "local_ball", "rrm",
+                  "standard"]
 for _m in _METHOD_MODULES:
     try:
         importlib.import_module(f"{__name__}.{_m}")
