@@ -106,6 +106,13 @@ def test_tuned_point_keeps_to_the_budget_and_calibrates_it_with_an_anchor(tmp_pa
     tp.main(["tune2", "--baseline", "rep", "base", "--max-cost-ratio", "0.75", "--runs", str(tmp_path)])
     out = json.loads(capsys.readouterr().out)
     assert out["trial"] == 1 and out["cost_budget"] == 30.0 and out["budget_s"] is None and out["candidates"] == 2
+    # every trial at 0 robust accuracy: the weaker attack's accuracy breaks the tie, then clean accuracy
+    tied = [_trial(100.0, 0.0), _trial(100.0, 0.0), _trial(100.0, 0.0)]
+    for t, (fgsm, clean) in zip(tied, [(0.1, 0.99), (0.3, 0.95), (0.3, 0.97)]):
+        t["metrics"].update(val_fgsm_acc=fgsm, val_clean_acc=clean)
+    _state(tmp_path, "tune3", tied)
+    tp.main(["tune3", "--runs", str(tmp_path)])
+    assert json.loads(capsys.readouterr().out)["trial"] == 2
 
 
 def test_a_side_by_side_timing_judges_the_speed_and_the_sweep_ratio_is_shown():
