@@ -30,6 +30,8 @@ may still find the point that makes it hold); the why names the numbers behind i
 and what went wrong (catastrophic overfitting, gradient masking flags, an unrobust teacher). Where a claim has several
 baselines it must hold against each: data pruning against PGD-AT, TRADES and MART; Backward Smoothing on MNIST
 against TRADES-10 at TRADES' MNIST weight (beta 1) and at the weight its tuned point uses (``BS_TUNED_TRADES``).
+A claim's ``control`` row (RRM: standard training of the student architecture) is not judged; the why quotes it,
+so a reader sees what the method added over no method at all.
 
     .venv/bin/python bench/claims.py                      # after scripts/reproduce.sh
     .venv/bin/python bench/claims.py --runs DIR           # sweeps stored elsewhere (default ./raysweep_runs)
@@ -93,7 +95,8 @@ for _ds in DATASETS:
              claim="RRM: a student of another architecture trained on clean images against a robust PGD-AT teacher "
                    "reaches robust accuracy close to PGD-AT of its architecture at a fraction of its cost.",
              pairs=[("PGD-AT of the student architecture", ["RRM student (paper defaults)", "RRM student (tuned)"])],
-             robust="similar", speed="fraction", teacher=True),
+             robust="similar", speed="fraction", teacher=True,
+             control="standard training of the student architecture"),
     ]
 BASELINE_SWEEP = "reproduce-baselines-{ds}"
 PAIRED = REPO / "bench" / "results" / "paired_times.json"  # written by bench/paired_time.py
@@ -289,6 +292,10 @@ def judge(rule: Dict[str, Any], rows: Dict[str, Dict[str, Any]],
         others = [describe(base, o, oc, rule["robust"], rule["speed"]) for o, oc in cmps if o is not c]
         whys.append(describe(base, c, cmp, rule["robust"], rule["speed"])
                     + (f" (also run: {'; '.join(others)})" if others else ""))
+    ctl = rows.get(rule.get("control") or "")
+    if ctl is not None:  # what the same architecture gets without the method, e.g. from clean images alone
+        whys.append(f"control, {ctl['label']}: clean {_pts(ctl['clean']['mean'])}%, PGD-20 {_pts(ctl['pgd20']['mean'])}%, "
+                    f"AutoAttack {_pts(ctl['aa']['mean'])}%")
     known = [v for v in verdicts if v is not None]
     if not known:
         verdict = None

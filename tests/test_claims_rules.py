@@ -181,3 +181,11 @@ def test_speed_alone_is_not_partly_for_a_model_autoattack_breaks():
     assert v["verdict"] == "does not hold" and "its speed does not count" in v["why"]
     rows[1] = _row("RRM", 0.35, 150.0, cost=10.0, teacher={"teacher_time_s": 50.0})
     assert _judge(rows, rule)["verdict"] == "partly"
+
+
+def test_the_control_row_is_quoted_not_judged():
+    rule = dict(RULE, paper="rrm", speed="fraction", teacher=True, pairs=[("PGD-AT", ["RRM"])], control="clean")
+    rows = [_row("PGD-AT", 0.88, 480.0, cost=44.0), _row("RRM", 0.0, 150.0, cost=10.0), _row("clean", 0.0, 40.0)]
+    v = _judge(rows, rule)
+    assert v["verdict"] == "does not hold" and "control, clean: clean 98.0%, PGD-20 2.0%, AutoAttack 0.0%" in v["why"]
+    assert len(v["per_baseline"]) == 1
