@@ -15,7 +15,12 @@ from .errors import UserError
 
 def _print(*a, **kw):
     kw.setdefault("flush", True)
-    print(*a, **kw)
+    try:
+        print(*a, **kw)
+    except BrokenPipeError:
+        # the reader went away (`raysweep validate FILE | head`): stop printing, not the command. A sweep whose
+        # output pipe closes keeps running to its end.
+        sys.stdout = open(os.devnull, "w")
 
 
 def cmd_validate(args) -> int:

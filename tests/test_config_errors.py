@@ -228,3 +228,20 @@ def test_only_runs_the_labelled_points_and_names_the_labels_when_one_is_missing(
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert str(p) in lines[0] and "sweep.enqueue" in lines[0] and "'c'" in lines[0] and "'a', 'b'" in lines[0]
     assert os.listdir(work) == []
+
+
+def test_a_closed_output_pipe_is_not_a_traceback(tmp_path):
+    """`raysweep validate FILE | head -1`: the reader is gone before the command is done printing."""
+    import subprocess
+    import sys
+
+    p = tmp_path / "t.yaml"
+    p.write_text(TINY_YAML.format(name="t", n=2))
+    r, w = os.pipe()
+    os.close(r)  # every write now fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "raysweep.cli", "validate", "--no-data", str(p)], stdout=w,
+                              stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=120)
+    finally:
+        os.close(w)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
