@@ -100,8 +100,13 @@ for _ds in DATASETS:
     ]
 BASELINE_SWEEP = "reproduce-baselines-{ds}"
 PAIRED = REPO / "bench" / "results" / "paired_times.json"  # written by bench/paired_time.py
-# Levels the baselines' papers report (see search_spaces/reproduce/*/baselines.yaml for the sources).
-BASELINE_TARGETS = {"mnist": {"PGD-AT (PGD-10)": ("pgd20", 0.88)}}
+# Levels the baselines' papers report (see search_spaces/reproduce/*/baselines.yaml for the sources). Neither
+# PGD-AT's nor FGSM-RS's paper reports Fashion-MNIST: there the bar is raysweep's own for a robust baseline
+# (MIN_BASELINE_AA), said so in the table.
+BASELINE_TARGETS = {"mnist": {"PGD-AT (PGD-10)": ("pgd20", 0.88)},
+                    "fashion_mnist": {"PGD-AT (PGD-10)": ("aa", MIN_BASELINE_AA)}}
+BASELINE_SOURCE = {"mnist": "Madry et al.'s MNIST model",
+                   "fashion_mnist": "no published level: raysweep's bar for a robust baseline"}
 
 
 # ------------------------------------------------------------------------------------------------ reading sweeps
@@ -330,16 +335,21 @@ def markdown(rows: List[Dict[str, Any]], claims: List[Dict[str, Any]], baselines
             continue
         eps = next((r["eps"] for r in rows if r["dataset"] == ds), None)
         out.append(f"#### {name}, ε = {eps} (L∞): verdicts\n")
-        out.append("| paper | claim | baseline | verdict | why (AutoAttack on the first 500 test images, means over 3 seeds) |")
-        out.append("|---|---|---|---|---|")
+        if cl:
+            out.append("| paper | claim | baseline | verdict | why (AutoAttack on the first 500 test images, means over 3 seeds) |")
+            out.append("|---|---|---|---|---|")
+        else:
+            out.append(f"No claim reproduced on {name} yet; its baselines ran first.")
         for c in cl:
             out.append(f"| {c['paper']} | {c['claim']} | {c['baseline']} | **{c['verdict'] or 'not run'}**{' (provisional: tuning not run)' if c.get('provisional') else ''} | {c['why']} |")
         bl = [b for b in baselines if b["dataset"] == ds]
         if bl:
             out.append("")
             for b in bl:
-                out.append(f"Baseline check: {b['label']}: test {b['metric']} {_pts(b['measured'])}% "
-                           f"(target ≥ {_pts(b['target'])}%): **{'reached' if b['reached'] else 'NOT reached'}**.")
+                metric = {"aa": "AutoAttack"}.get(b["metric"], b["metric"])
+                src = f"; {b['source']}" if b.get("source") else ""
+                out.append(f"Baseline check: {b['label']}: test {metric} {_pts(b['measured'])}% "
+                           f"(target ≥ {_pts(b['target'])}%{src}): **{'reached' if b['reached'] else 'NOT reached'}**.")
         out.append(f"\n#### {name}: every configuration (mean ± std over seeds; accuracy in %, test set)\n")
         out.append("| sweep | configuration | model | epochs | clean | PGD-20 | AutoAttack | train time (s) | cost | flags | MLflow run |")
         out.append("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -513,7 +523,7 @@ def collect(runs: Path, paired_file: Path = PAIRED, committed: Optional[Dict[str
             if label in pool and pool[label][metric]["mean"] is not None:
                 v = pool[label][metric]["mean"]
                 baselines.append({"dataset": ds, "label": label, "metric": metric, "target": target, "measured": v,
-                                  "reached": v >= target})
+                                  "reached": v >= target, "source": BASELINE_SOURCE.get(ds)})
     return {"rows": rows, "claims": claims, "baselines": baselines, "sweeps": sweeps}
 
 

@@ -189,3 +189,16 @@ def test_the_control_row_is_quoted_not_judged():
     v = _judge(rows, rule)
     assert v["verdict"] == "does not hold" and "control, clean: clean 98.0%, PGD-20 2.0%, AutoAttack 0.0%" in v["why"]
     assert len(v["per_baseline"]) == 1
+
+
+def test_a_dataset_with_only_its_baselines_says_so_and_checks_them_against_its_own_bar(tmp_path):
+    exp = "reproduce-baselines-fashion_mnist"
+    row = dict(_committed_row("PGD-AT (PGD-10)", exp, "sweep-20261202-144554", 0.62, 300.0, 55.0), dataset="fashion_mnist",
+               eps=0.1, model="small_cnn")
+    result = claims.collect(tmp_path / "runs", tmp_path / "none.json", {"rows": [row], "sweeps": []})
+    assert not [c for c in result["claims"] if c["dataset"] == "fashion_mnist"]
+    (b,) = [b for b in result["baselines"] if b["dataset"] == "fashion_mnist"]
+    assert b["metric"] == "aa" and b["reached"] and "no published level" in b["source"]
+    md = claims.markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
+    assert "No claim reproduced on Fashion-MNIST yet" in md and "| paper | claim |" not in md
+    assert "test AutoAttack 62.0% (target ≥ 30.0%; no published level" in md
