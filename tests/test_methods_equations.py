@@ -194,6 +194,17 @@ def test_local_ball_step_loss_equals_formula():
     assert res.cost == 2 + 2 + 2
 
 
+def test_standard_training_is_clean_cross_entropy_with_no_perturbation():
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, (1, 28, 28), width=4, hidden=16)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(4, 1, 28, 28, generator=g), torch.randint(0, 10, (4,), generator=g)
+    res = get_method("standard")(get_method("standard").Params(), Threat(eps=0.3), 10).step(
+        StepContext(model, model, 0, 10, (1, 28, 28)), x, y)
+    assert res.x_adv is None and res.cost == 1.0
+    assert res.loss.item() == pytest.approx(F.cross_entropy(model(x), y).item(), rel=1e-6)
+
+
 # ------------------------------------------------------------------------------------------
 # BN discipline: attack in eval mode (running stats untouched), loss in train mode
 def _bn_model():
