@@ -11,6 +11,9 @@ point TUNE_LABEL is the same configuration as the reproduction's REPRO_LABEL, so
 is how much slower (or faster) the tuning sweep's trials ran than the reproduction's, and the budget is multiplied
 by it. Both budgets and what each would pick are printed.
 
+The baseline's numbers come from the reproduction's sweep on this machine, else from its committed rows
+(``bench/results/claims.json``: the tune and the reproduction may run on different machines).
+
 ``--max-cost-ratio`` bounds the cost instead (or as well): the trial's cost units (gradient passes, selection
 included) at most that multiple of the baseline's. Cost does not depend on what ran beside a trial, so this budget
 needs no calibration; a time budget calibrated by one anchor pair can be off by the ~20% a neighbour moves a
@@ -43,6 +46,8 @@ def main(argv=None):
     ap.add_argument("--anchor", nargs=2, metavar=("TUNE_LABEL", "REPRO_LABEL"),
                     help="a tuning trial that repeats a reproduction configuration: rescales the budget by their time ratio")
     ap.add_argument("--runs", default=str(REPO / "raysweep_runs"))
+    ap.add_argument("--committed", default=str(REPO / "bench" / "results" / "claims.json"),
+                    help="where the reproduction's rows are read when its sweep is not on this machine")
     args = ap.parse_args(argv)
     runs = Path(args.runs)
     tune = latest_state(runs, args.tuning)
@@ -50,7 +55,7 @@ def main(argv=None):
         raise SystemExit(f"no sweep of {args.tuning!r} under {runs}")
     budget, scale, rep, cost_budget = None, 1.0, None, None
     if args.baseline and (args.max_time_ratio > 0 or args.max_cost_ratio > 0):
-        rep = latest_state(runs, args.baseline[0])
+        rep = latest_state(runs, args.baseline[0]) or _committed(args.baseline[0], Path(args.committed))
     if args.baseline and args.max_time_ratio > 0:
         budget = args.max_time_ratio * _labelled(rep, args.baseline)["metrics"]["train_time_s"]
     if args.baseline and args.max_cost_ratio > 0:
@@ -65,12 +70,23 @@ def main(argv=None):
            "val_clean_acc": m.get("val_clean_acc"), "train_time_s": m["train_time_s"],
            "cost": m.get("cost"), "budget_s": calibrated, "cost_budget": cost_budget, "candidates": n, "of": len(tune["trials"]),
            "point": best["sampled"]}
+    if rep and rep.get("_from"):
+        out["baseline_from"] = rep["_from"]
     if args.anchor and budget is not None:
         raw, n_raw = _pick(tune, budget, cost_budget)
         out["anchor"] = {"tune_label": args.anchor[0], "repro_label": args.anchor[1], "time_scale": scale,
                          "uncalibrated_budget_s": budget, "uncalibrated_pick": raw["trial"], "uncalibrated_candidates": n_raw}
     print(json.dumps(out, indent=1))
     return 0
+
+
+def _committed(experiment, path: Path):
+    """The reproduction's committed rows (bench/claims.py's claims.json) shaped as sweep state, for a reproduction
+    that ran on another machine: each row's mean training time and cost per seed stand for its trial's metrics."""
+    rows = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
+    trials = {str(i): {"label": r["label"], "metrics": {"train_time_s": r["train_time_s"]["mean"], "cost": r["cost"]["mean"]}}
+              for i, r in enumerate(r for r in rows if r.get("experiment") == experiment)}
+    return {"trials": trials, "_from": str(path)} if trials else None
 
 
 def _labelled(state, where):

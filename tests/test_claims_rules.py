@@ -113,6 +113,13 @@ def test_tuned_point_keeps_to_the_budget_and_calibrates_it_with_an_anchor(tmp_pa
     _state(tmp_path, "tune3", tied)
     tp.main(["tune3", "--runs", str(tmp_path)])
     assert json.loads(capsys.readouterr().out)["trial"] == 2
+    # the reproduction ran on another machine: its committed rows give the baseline's time and cost
+    committed = tmp_path / "claims.json"
+    committed.write_text(json.dumps({"rows": [_committed_row("base", "elsewhere", "sweep-1", 0.9, 400.0, 40.0)]}))
+    tp.main(["tune", "--baseline", "elsewhere", "base", "--max-time-ratio", "0.75", "--runs", str(tmp_path),
+             "--committed", str(committed)])
+    out = json.loads(capsys.readouterr().out)
+    assert out["trial"] == 1 and out["budget_s"] == 300.0 and out["baseline_from"] == str(committed)
 
 
 def test_a_side_by_side_timing_judges_the_speed_and_the_sweep_ratio_is_shown():
