@@ -29,13 +29,16 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 
 def latest_state(experiment: str):
-    sweeps = sorted((REPO / "raysweep_runs" / experiment).glob("sweep-*/state.json"))
-    if not sweeps:
+    from claims import latest_state as latest
+
+    state = latest(REPO / "raysweep_runs", experiment)
+    if state is None:
         sys.exit(f"rrm_probe: no sweep of {experiment!r} under raysweep_runs/")
-    return dict(json.loads(sweeps[-1].read_text()), _sweep_dir=str(sweeps[-1].parent))
+    return state
 
 
 def features(model, x):
