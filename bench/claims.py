@@ -480,8 +480,9 @@ def collect(runs: Path, paired_file: Path = PAIRED, committed: Optional[Dict[str
     local: Dict[str, Dict[str, Dict[str, Any]]] = {}
     papers = {s: r["paper"] for r in RULES for s in r["sweeps"]}
     experiments = sorted({s for r in RULES for s in r["sweeps"]} | {BASELINE_SWEEP.format(ds=d) for d in DATASETS})
+    states = {exp: latest_state(runs, exp) for exp in experiments}
     for exp in experiments:
-        st = latest_state(runs, exp)
+        st = states[exp]
         if st is None:
             continue
         for rec in sorted(st.get("trials", {}).values(), key=lambda r: r["trial"]):
@@ -502,7 +503,7 @@ def collect(runs: Path, paired_file: Path = PAIRED, committed: Optional[Dict[str
             claims.append(judge(rule, pool, paired))
     sweeps = []
     for exp in experiments:
-        st = latest_state(runs, exp)
+        st = states[exp]
         if st is None or exp not in local:
             continue
         d = Path(st["_sweep_dir"])
