@@ -394,34 +394,40 @@ def plot(rows: List[Dict[str, Any]], dataset: str, path: Path) -> Optional[Path]
 
     from raysweep.tracking.pareto import pareto_mask
 
+    # x is the cost (gradient passes), not seconds: the rows of one figure come from sweeps run on different
+    # machines (per-core speed differs ~2x between them), and only side-by-side time ratios are comparable.
+    # A pass of resnet_tiny is not a pass of small_cnn, so the two models get different markers.
     fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
-    colors = {}
+    colors, markers = {}, {}
     cmap = plt.get_cmap("tab10")
     for r in pts:
         key = r["method"]
         colors.setdefault(key, cmap(len(colors) % 10))
-        x, y = r["train_time_s"]["mean"], r["aa"]["mean"]
-        ax.errorbar(x, y, xerr=r["train_time_s"]["std"], yerr=r["aa"]["std"], fmt="o", color=colors[key], ms=6, capsize=2)
+        mk = markers.setdefault(r["model"], "os^Dv"[len(markers) % 5])
+        x, y = r["cost"]["mean"], r["aa"]["mean"]
+        ax.errorbar(x, y, yerr=r["aa"]["std"], fmt=mk, color=colors[key], ms=6, capsize=2)
         if r["pgd20"]["mean"] is not None:
             ax.plot([x, x], [y, r["pgd20"]["mean"]], color=colors[key], lw=0.8, alpha=0.5)
             ax.plot(x, r["pgd20"]["mean"], marker="_", color=colors[key], ms=10)
-    mask = pareto_mask([[r["train_time_s"]["mean"], r["aa"]["mean"]] for r in pts], ["min", "max"])
-    front = sorted((r for r, m in zip(pts, mask) if m), key=lambda r: r["train_time_s"]["mean"])
-    ax.step([r["train_time_s"]["mean"] for r in front], [r["aa"]["mean"] for r in front], where="post",
+    mask = pareto_mask([[r["cost"]["mean"], r["aa"]["mean"]] for r in pts], ["min", "max"])
+    front = sorted((r for r, m in zip(pts, mask) if m), key=lambda r: r["cost"]["mean"])
+    ax.step([r["cost"]["mean"] for r in front], [r["aa"]["mean"] for r in front], where="post",
             color="black", lw=1.2, alpha=0.6, label="AutoAttack front")
     for m, c in colors.items():
         ax.plot([], [], "o", color=c, label=m)
+    for model, mk in markers.items():
+        ax.plot([], [], mk, color="black", mfc="none", label=f"model: {model}")
     ax.set_xscale("log")
-    xs = [r["train_time_s"]["mean"] for r in pts]
-    ax.set_xlim(min(xs) / 1.2, max(xs) * 2.4)  # room on the right for the slowest rows' labels
-    ax.set_xlabel("training time per seed (s, 2-core CPU, log scale)")
+    xs = [r["cost"]["mean"] for r in pts]
+    ax.set_xlim(min(xs) / 1.2, max(xs) * 2.4)  # room on the right for the costliest rows' labels
+    ax.set_xlabel("training cost per seed (passes of its own model, in clean epochs over the training set; log scale)")
     ax.set_ylabel("AutoAttack accuracy (dot; the dash above is PGD-20)")
     eps = pts[0]["eps"]
     ax.set_title(f"{DATASETS[dataset]}, ε = {eps}: every reproduction configuration (mean ± std over 3 seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    _place_labels(fig, ax, [(r["label"], r["train_time_s"]["mean"], r["aa"]["mean"]) for r in pts])
+    _place_labels(fig, ax, [(r["label"], r["cost"]["mean"], r["aa"]["mean"]) for r in pts])
     fig.savefig(path)
     plt.close(fig)
     return path
