@@ -4,8 +4,8 @@
 * ``bench/results/claims.json``: one row per configuration (mean ± std over its seeds of clean, PGD-20 and
   AutoAttack test accuracy, training time and cost, plus its MLflow run id) and one verdict per claim and dataset;
 * ``bench/results/claims.md``: the tables, also written into README.md between the ``claims`` markers;
-* ``docs/claims_<dataset>.png``: every configuration on one plane, training time against AutoAttack accuracy, with
-  the AutoAttack-evaluated front.
+* ``docs/claims_<dataset>.png``: every configuration on one plane, training cost against AutoAttack accuracy, with
+  the AutoAttack-evaluated front (cost, not seconds: one figure's rows may come from machines of different speed).
 
 The verdict is computed, not written by hand, from rules stated here (``RULES``), on AutoAttack accuracy (the
 strongest attack; PGD-20 is shown beside it) and measured training time, both as means over the seeds:
