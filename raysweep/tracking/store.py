@@ -97,10 +97,21 @@ class SweepTracker:
         return run.info.run_id
 
     def start_child(self, parent_id: str, run_name: str, params: Dict[str, Any], tags: Dict[str, str]) -> str:
+        run_id = self.create_child(parent_id, run_name, tags)
+        self.log_params(run_id, params)
+        return run_id
+
+    def create_child(self, parent_id: str, run_name: str, tags: Dict[str, str]) -> str:
         tags = {"mlflow.parentRunId": parent_id, "raysweep.kind": "trial", **tags}
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
-        self.log_params(run.info.run_id, params)
         return run.info.run_id
+
+    def find_child(self, parent_id: str, tag: str, value: str) -> Optional[str]:
+        """The child run of ``parent_id`` tagged ``tag = value`` (the oldest, if several), or None."""
+        runs = self.client.search_runs([self.experiment_id], max_results=10,
+                                       filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.`{tag}` = '{value}'",
+                                       order_by=["attributes.start_time ASC"])
+        return runs[0].info.run_id if runs else None
 
     def log_params(self, run_id: str, params: Dict[str, Any]):
         from mlflow.entities import Param

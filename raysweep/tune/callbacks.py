@@ -73,16 +73,12 @@ class MlflowSync:
 
     def _push(self, rec: Dict[str, Any]):
         if not rec.get("run_id"):
-            spec = rec["spec"]
-            params = {"method": rec["method"], **flatten({k: v for k, v in spec.items() if k != "method"})}
-            tags = {"method": rec["method"], "status": rec["status"], "optuna_trial": rec["trial"],
-                    "method_fidelity": get_method(rec["method"]).fidelity,
-                    "sampled": json.dumps(rec["sampled"], sort_keys=True)}
-            if rec.get("label"):
-                tags["label"] = rec["label"]
-            rec["run_id"] = self.tracker.start_child(self.parent_id, f"trial-{rec['trial']:03d}-{rec['method']}", params, tags)
-            self.state.save()
+            self._create_child(rec)
         run_id = rec["run_id"]
+        if not rec.get("params_logged", True):
+            spec = rec["spec"]
+            self.tracker.log_params(run_id, {"method": rec["method"], **flatten({k: v for k, v in spec.items() if k != "method"})})
+            rec["params_logged"] = True
         logged = rec.setdefault("logged", [])
         for m in rec.get("history", []):
             ep = int(m.get("epoch", 0))
@@ -100,6 +96,29 @@ class MlflowSync:
         if rec["status"] in ("FINISHED", "FAILED") and not rec.get("terminated"):
             self.tracker.end_run(run_id, rec["status"])
             rec["terminated"] = True
+
+    def _create_child(self, rec: Dict[str, Any]):
+        """One child run per trial, even across an outage: the run id is kept the moment the run
+        exists (its params follow as a step of their own), and a create whose answer was lost
+        (the client retries POSTs, the server may have made the run) adopts the run it made."""
+        tags = {"method": rec["method"], "status": rec["status"], "optuna_trial": rec["trial"],
+                "method_fidelity": get_method(rec["method"]).fidelity,
+                "sampled": json.dumps(rec["sampled"], sort_keys=True)}
+        if rec.get("label"):
+            tags["label"] = rec["label"]
+        run_id = None
+        if rec.get("create_tried"):
+            run_id = self.tracker.find_child(self.parent_id, "optuna_trial", str(rec["trial"]))
+            if run_id:  # made by the lost create: its creation tags may be stale
+                rec.setdefault("pending_tags", {}).setdefault("status", rec["status"])
+        if run_id is None:
+            rec["create_tried"] = True
+            self.state.save()
+            run_id = self.tracker.create_child(self.parent_id, f"trial-{rec['trial']:03d}-{rec['method']}", tags)
+        rec["run_id"] = run_id
+        rec["params_logged"] = False
+        rec.pop("create_tried", None)
+        self.state.save()
 
     def sync(self, rec: Dict[str, Any], force: bool = False) -> bool:
         from mlflow.exceptions import MlflowException

@@ -334,7 +334,7 @@ def _flush_or_fallback(cfg, sync, sweep_dir: Path, errors: List[str], printer, w
 
     local = SweepTracker(fallback_uri, sync.tracker.experiment, artifact_root=sweep_dir / "mlflow-fallback-artifacts")
     parent = local.start_parent(sweep_dir.name, {"raysweep.fallback_for": sync.tracker.uri})
-    copy = {**sync.state.data, "trials": {k: {**r, "run_id": None, "logged": [], "terminated": False,
+    copy = {**sync.state.data, "trials": {k: {**r, "run_id": None, "logged": [], "terminated": False, "create_tried": False,
                                               "pending_tags": {"status": r["status"], "pareto_optimal": str(r.get("pareto_optimal", ""))}}
                                           for k, r in sync.state.trials.items()}}
     if copy.get("hypervolume"):

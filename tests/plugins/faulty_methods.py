@@ -19,9 +19,11 @@ from raysweep.methods import Method, StepResult, register_method
 
 @dataclass
 class FaultyParams:
-    fault: str = hp("none", choices=("none", "raise", "nan", "kill_worker_once", "raise_once"))
+    fault: str = hp("none", choices=("none", "raise", "nan", "kill_worker_once", "raise_once",
+                                                   "wait_release"))
     at_epoch: int = hp(1, low=0, doc="0-based epoch in which the fault happens (at its 10th step)")
-    marker_dir: str = hp("", doc="where *_once faults leave a marker so the retry succeeds")
+    marker_dir: str = hp("", doc="where *_once faults leave a marker so the retry succeeds; wait_release waits "
+                                 "for a file 'release' there (a test's outage is over)")
 
 
 @register_method
@@ -43,6 +45,10 @@ class Faulty(Method):
         # safely registered by then.
         if ctx.epoch == self.p.at_epoch and self.steps_this_epoch == 10:
             f = self.p.fault
+            if f == "wait_release":  # holds the sweep open until the test says so (up to 10 minutes)
+                deadline = time.time() + 600
+                while not (Path(self.p.marker_dir) / "release").exists() and time.time() < deadline:
+                    time.sleep(0.2)
             if f == "raise":
                 raise RuntimeError("injected failure: this trial always raises")
             if f in ("raise_once", "kill_worker_once") and not self._marker().exists():
