@@ -82,10 +82,12 @@ def main(argv=None):
         s = run_sweep(cfg, workdir=work, printer=lambda *a, **k: None)
         wall = time.perf_counter() - t
         train = sum(r.get("train_time_s", 0.0) for r in s["rows"])
-        starts = [r["startup_s"] for r in s["rows"] if "startup_s" in r]
+        firsts = _first_reports(s["sweep_dir"])
+        starts = [h["startup_s"] for h in firsts if "startup_s" in h]
         # the remainder is start-up, validation (PGD-10 on 200 images) and bookkeeping
         if args.quickstart:
-            rows.append((name, len(s["rows"]), statistics.median(starts), max(starts), s["sweep_wall_s"], wall, train))
+            phases = {p: statistics.median(h.get(p, 0.0) for h in firsts) for p in PHASES}
+            rows.append((name, len(s["rows"]), statistics.median(starts), max(starts), s["sweep_wall_s"], wall, train, phases))
             continue
         rows.append((name, sum(starts) / max(1, len(starts)), wall, s["sweep_wall_s"], train,
                      (s["sweep_wall_s"] - train) / args.trials))
@@ -102,13 +104,32 @@ def main(argv=None):
     shutil.rmtree(work, ignore_errors=True)
 
 
+PHASES = {"startup_before_process_s": "before the worker process existed (controller, placement group, process spawn)",
+          "startup_process_s": "worker process start to the training loop (imports, actor and backend set-up)",
+          "startup_build_s": "building the trial (data, model, method)",
+          "startup_first_step_s": "built to the first training step"}
+
+
+def _first_reports(sweep_dir):
+    """Each trial's first report (the one that carries its start-up), from the sweep's state."""
+    import json
+
+    trials = json.loads((Path(sweep_dir) / "state.json").read_text())["trials"].values()
+    return [t["history"][0] for t in trials if t.get("history")]
+
+
 def _print_quickstart(rows):
     print("\nsearch_spaces/quickstart.yaml as written (two trials at a time), final evaluation off, 2-core CPU machine:")
     print("| executor | trials | median startup_s | max startup_s | trials phase (tuner.fit, s) | run_sweep wall (s) "
           "| Σ train_time_s |")
     print("|---|---|---|---|---|---|---|")
-    for ex, n, med, mx, fit, wall, train in rows:
+    for ex, n, med, mx, fit, wall, train, _ in rows:
         print(f"| {ex} | {n} | {med:.1f} | {mx:.1f} | {fit:.1f} | {wall:.1f} | {train:.1f} |")
+    print("\nwhere start-up went (median s over the trials, per phase):")
+    print("| phase | " + " | ".join(r[0] for r in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    for p, what in PHASES.items():
+        print(f"| {what} | " + " | ".join(f"{r[7][p]:.2f}" for r in rows) + " |")
     fits = {r[0]: r[4] for r in rows}
     if "train" in fits and "inprocess" in fits:
         print(f"trials-phase wall ratio train / inprocess: {fits['train'] / fits['inprocess']:.2f}")

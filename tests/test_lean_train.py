@@ -53,6 +53,10 @@ def test_early_stopping_stops_ray_train_trials_and_their_workers(ray_session, tm
         assert [h.step for h in client.get_metric_history(k.info.run_id, "val_robust_acc")] == list(range(1, n + 1))
         startup = client.get_metric_history(k.info.run_id, "startup_s")
         assert len(startup) == 1 and 0 < startup[0].value < 120
+        # where it went: a Ray Train worker is a new process, so some of it came before that process existed
+        m = k.data.metrics
+        phases = [m[p] for p in ("startup_before_process_s", "startup_process_s", "startup_build_s", "startup_first_step_s")]
+        assert sum(phases) == pytest.approx(startup[0].value, abs=1e-3) and phases[0] > 0
 
 
 def test_stock_ray_trainer_path_still_works(ray_session, tiny_yaml, tmp_path, monkeypatch):

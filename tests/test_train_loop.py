@@ -83,3 +83,22 @@ def test_best_on_validation_checkpoint_is_kept_beside_the_last():
     state = rep.last_state
     assert state["best"]["epoch"] == best_epoch and hist[-1]["best_epoch"] == best_epoch
     assert set(state["best"]["model"]) == set(state["model"])
+
+
+def test_startup_is_split_into_phases_that_add_up():
+    import time
+
+    from raysweep.train.ray_worker import process_started_at
+
+    launched = time.time()
+    started = process_started_at()
+    assert started is not None and started < launched  # this (pytest) process is older than the launch
+    time.sleep(0.05)
+    hist = run_trial(dict(SPEC, repeats=2), launched_at=launched, startup_marks={"process": started})
+    first = hist[0]
+    phases = ["startup_before_process_s", "startup_process_s", "startup_build_s", "startup_first_step_s"]
+    assert first["startup_s"] == pytest.approx(sum(first[p] for p in phases), abs=1e-6)
+    assert first["startup_before_process_s"] == 0.0  # a process older than the launch was reused: nothing spent
+    assert first["startup_process_s"] >= 0.05  # launch to the loop's call
+    assert first["startup_build_s"] > 0 and first["startup_first_step_s"] >= 0
+    assert all(not any(k.startswith("startup") for k in m) for m in hist[1:])  # once per trial

@@ -60,12 +60,17 @@ class TrialRun:
     """Everything one trial trains with. Methods and data policies get it in their hooks."""
 
     def __init__(self, spec: TrialSpec, dist: Optional[DistInfo] = None, device=None,
-                 wrap_model: Optional[Callable] = None, data=None, launched_at: Optional[float] = None):
+                 wrap_model: Optional[Callable] = None, data=None, launched_at: Optional[float] = None,
+                 startup_marks: Optional[Dict[str, float]] = None):
         self.spec = spec
         # Wall-clock time the trial was launched (by the sweep); the first report then carries
-        # ``startup_s``, the time until this process's first training step: what the executor costs.
+        # ``startup_s``, the time until this process's first training step: what the executor costs,
+        # and where it went (``startup_phases``), from the executor's own marks (``process``: when
+        # this process was created, ``entered``: when the executor called into the loop).
         self.launched_at = launched_at
         self.first_step_at: Optional[float] = None
+        self.marks = dict(startup_marks or {})
+        self.marks.setdefault("entered", time.time())
         self.dist = dist or DistInfo()
         self.device = torch.device(device) if device is not None else pick_device(spec.device)
         ds = spec.dataset
@@ -113,6 +118,21 @@ class TrialRun:
         else:
             self.teacher = None
         self.method.setup(self)
+        self.marks["built"] = time.time()
+
+    def startup_phases(self) -> Dict[str, float]:
+        """``startup_s`` split at the marks: before this process existed (Ray: controller, placement
+        group, worker start), the process's own start until the executor called the loop (imports,
+        actor and backend set-up), building the trial (data, model, method), and built to first step."""
+        if self.launched_at is None or self.first_step_at is None:
+            return {}
+        m = self.marks
+        process = min(max(m.get("process", self.launched_at), self.launched_at), m["entered"])  # a reused process: 0
+        return {"startup_s": self.first_step_at - self.launched_at,
+                "startup_before_process_s": process - self.launched_at,
+                "startup_process_s": m["entered"] - process,
+                "startup_build_s": m["built"] - m["entered"],
+                "startup_first_step_s": self.first_step_at - m["built"]}
 
     # ------------------------------------------------------------------
     def _make_optimizer(self):
@@ -279,7 +299,7 @@ class TrialRun:
                    "restarts": self.totals.get("restarts", 0.0)}
         metrics.update(self.method.on_epoch_end(epoch, metrics, self) or {})
         if self.launched_at is not None and self.first_step_at is not None:
-            metrics["startup_s"] = self.first_step_at - self.launched_at
+            metrics.update(self.startup_phases())
             self.launched_at = None  # once per process: a resumed trial reports its own start-up
         if self.policy is not None:
             metrics.update(self.policy.metrics())
@@ -359,8 +379,7 @@ class MultiSeedRun:
             agg["epoch"] = float(max(rep["epoch"] for rep in reports))
             agg["catastrophic_overfit"] = float(max(rep.get("catastrophic_overfit", 0.0) for rep in reports))
             agg["repeats"] = float(len(self.runs))
-            if "startup_s" in reports[0]:
-                agg["startup_s"] = reports[0]["startup_s"]
+            agg.update({k: v for k, v in reports[0].items() if k.startswith("startup_")})  # the first seed's start-up
             if any("resumed_history" in rep for rep in reports) and self.history:
                 agg["resumed_history"] = [dict(h) for h in self.history]
             self.history.append({k: v for k, v in agg.items() if k != "resumed_history"})
@@ -378,14 +397,16 @@ def import_plugins(modules):
 
 def run_trial(spec, reporter: Optional[Reporter] = None, resume_state: Optional[Dict[str, Any]] = None,
               dist: Optional[DistInfo] = None, device=None, wrap_model=None, data=None,
-              launched_at: Optional[float] = None) -> List[Dict[str, float]]:
+              launched_at: Optional[float] = None, startup_marks: Optional[Dict[str, float]] = None) -> List[Dict[str, float]]:
     """Train one configuration; returns the per-epoch metrics. ``spec`` may be a dict.
 
-    ``launched_at`` (``time.time()`` when the sweep launched the trial) adds ``startup_s``."""
+    ``launched_at`` (``time.time()`` when the sweep launched the trial) adds ``startup_s`` and its phases
+    (``startup_marks``: see ``TrialRun``)."""
+    marks = dict(startup_marks or {}, entered=(startup_marks or {}).get("entered", time.time()))
     if isinstance(spec, dict):
         spec = TrialSpec.from_dict(spec)
     import_plugins(spec.imports)
-    kw = dict(dist=dist, device=device, wrap_model=wrap_model, data=data, launched_at=launched_at)
+    kw = dict(dist=dist, device=device, wrap_model=wrap_model, data=data, launched_at=launched_at, startup_marks=marks)
     run = MultiSeedRun(spec, **kw) if spec.repeats > 1 else TrialRun(spec, **kw)
     if resume_state is not None:
         run.load_state_dict(resume_state)

@@ -4,6 +4,9 @@ Imported only where Ray is installed; the loop itself (``raysweep.train.loop``) 
 
 import os
 import tempfile
+import time
+from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -53,7 +56,21 @@ def load_state(checkpoint_dir: str):
     return torch.load(os.path.join(checkpoint_dir, CKPT_FILE), map_location="cpu", weights_only=True)
 
 
+def process_started_at() -> Optional[float]:
+    """Wall-clock time this process was created (Linux /proc, 10 ms ticks), or None elsewhere."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def train_loop_per_worker(config):
+    marks = {"entered": time.time()}
+    started = process_started_at()
+    if started is not None:
+        marks["process"] = started
     import ray.train
     import ray.train.torch
 
@@ -76,4 +93,5 @@ def train_loop_per_worker(config):
                                              parallel_strategy_kwargs={"find_unused_parameters": find_unused})
 
     run_trial(spec, RayTrainReporter(_worker_nodes(world)), resume_state=resume, launched_at=config.get("launched_at"),
-              dist=DistInfo(rank=ctx.get_world_rank(), world_size=world), device=device, wrap_model=wrap)
+              dist=DistInfo(rank=ctx.get_world_rank(), world_size=world), device=device, wrap_model=wrap,
+              startup_marks=marks)
