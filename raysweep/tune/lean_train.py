@@ -140,6 +140,8 @@ class ReportHub:
         self._queues: Dict[str, asyncio.Queue] = {}
         self._stopped = set()
         self._placement_groups = set()
+        self._prestart_at: Optional[str] = None  # the raylet to ask for warm processes (warm_pool.py)
+        self._tickets = 0
 
     def _q(self, key: str) -> asyncio.Queue:
         return self._queues.setdefault(key, asyncio.Queue())
@@ -161,6 +163,16 @@ class ReportHub:
             return await asyncio.wait_for(self._q(key).get(), timeout) if timeout > 0 else self._q(key).get_nowait()
         except (asyncio.TimeoutError, asyncio.QueueEmpty):
             return None
+
+    async def set_prestart(self, address: Optional[str], tickets: int) -> None:
+        self._prestart_at, self._tickets = address, tickets
+
+    async def prestart_ticket(self) -> Optional[Dict[str, str]]:
+        """One per launch that has a later launch to warm up for (``warm_pool.WarmPoolCallback``)."""
+        if self._prestart_at is None or self._tickets <= 0:
+            return None
+        self._tickets -= 1
+        return {"address": self._prestart_at}
 
     async def placement_groups(self) -> List[str]:
         return sorted(self._placement_groups)
@@ -230,6 +242,12 @@ def fit_streaming(trainer_kwargs: Dict[str, Any], key: str, report, lean: bool =
         return
     hub = ray.get_actor(HUB_NAME)
     run_config.callbacks = list(run_config.callbacks or []) + [HubReportCallback(hub, key)]
+    from .warm_pool import prestarting, ticket_config
+
+    prestart = ticket_config(ray.get(hub.prestart_ticket.remote()), trainer_kwargs["scaling_config"].num_workers)
+    if prestart:  # this run's rank 0 warms up the processes of a later trial
+        trainer_kwargs = dict(trainer_kwargs, train_loop_per_worker=prestarting, train_loop_config=dict(
+            trainer_kwargs["train_loop_config"], prestart=prestart, loop=trainer_kwargs["train_loop_per_worker"]))
     trainer = make_trainer(**trainer_kwargs)
     done, stopped = threading.Event(), threading.Event()
     failed: List[BaseException] = []

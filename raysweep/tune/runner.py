@@ -63,6 +63,17 @@ def ray_storage(cfg: SweepConfig, sweep_dir: Path) -> str:
     return str(sweep_dir)
 
 
+def local_ray_env() -> None:
+    """Ray Train settings for raysweep's embedded local Ray, set before it starts (its processes inherit them)."""
+    # A local single-node Ray cannot be pre-empted: skip Ray Train's per-trial preemption
+    # watcher and state reconciliation actors (a process each, ~200 MB; set them to 1 to keep them).
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION", "0")
+    # On a busy machine a trial's worker may wait for a CPU (a test-set evaluation, another
+    # sweep): waiting is right, failing the trial after Ray Train's default 60 s is not.
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "1800")
+
+
 def init_ray(workdir: Path):
     import ray
 
@@ -72,19 +83,16 @@ def init_ray(workdir: Path):
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
         return
-    # A local single-node Ray cannot be pre-empted: skip Ray Train's per-trial preemption
-    # watcher and state reconciliation actors (a process each, ~200 MB; set them to 1 to keep them).
-    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
-    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION", "0")
-    # On a busy machine a trial's worker may wait for a CPU (a test-set evaluation, another
-    # sweep): waiting is right, failing the trial after Ray Train's default 60 s is not.
-    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "1800")
+    local_ray_env()
     tmp = ray_temp_dir(workdir)
     Path(tmp).mkdir(parents=True, exist_ok=True)
     from .trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
 
+    from . import warm_pool
+
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
-             configure_logging=True, resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY})
+             configure_logging=True, resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY},
+             _system_config=warm_pool.system_config())
 
 
 def _resolve_gpu(cfg: SweepConfig) -> bool:
@@ -258,9 +266,13 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
 
     lean = lean_enabled()
     trial_fn = make_trial_fn(f"{storage}/train", cfg.resources, use_gpu, lean=lean)
-    hub = None  # held until the sweep ends: a named actor goes away with its last handle
+    hub = warm = None  # held until the sweep ends: a named actor goes away with its last handle
     if lean and not uses_inprocess(cfg.resources, use_gpu):
         hub = start_hub()  # carries reports from each trial's Ray Train controller to its Tune trial
+        from . import warm_pool
+
+        # Ray Train trials find their controller and worker processes already started
+        warm = warm_pool.start(hub, to_run, cfg.sweep.max_concurrent, printer)
 
     t0 = time.time()
     printer(f"raysweep: sweep {cfg.name!r} ({sweep_dir.name}): {cfg.sweep.num_samples} trials, "
@@ -279,7 +291,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
                                         reuse_actors=lean or uses_inprocess(cfg.resources, use_gpu)
                                         or cfg.sweep.early_stopping is None),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=f"{storage}/tune",
-                                      callbacks=[recorder, progress] + ([eager] if eager else []), verbose=0,
+                                      callbacks=[recorder, progress] + [c for c in (eager, warm) if c], verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
         tuner.fit()

@@ -1,0 +1,165 @@
+"""Warm worker processes for the next Ray Train trial, on raysweep's embedded local Ray.
+
+Under the sweep's real concurrency (two trials at a time on two cores), a ``train`` trial's
+start-up was mostly process creation on a busy machine: the Ray Train controller, its
+synchronisation actor and each training worker are fresh Ray worker processes (Python, Ray's
+core worker, then torch and raysweep imported before the first step), started one after the
+other while the other trial trains. Ray starts an actor on a *prestarted* idle worker process
+when one with the actor's runtime environment is waiting (a process that once ran a task is
+never reused for an actor), and its raylet can preload modules into every worker it starts. So:
+
+* the local Ray starts with ``preload_python_modules`` (torch and raysweep's training modules);
+* when a trial's rank-0 worker enters its training function, all of that trial's processes are
+  up; if the sweep's hub hands it a ticket (one per launch still to come beyond the ones
+  already covered), it asks the raylet (its ``PrestartWorkers`` RPC; there is no public Python
+  API) for the same processes again, with its own runtime environment, which the next trial's
+  controller, synchronisation actor and workers will ask for too. Prestarting from the driver at
+  launch time was tried first: the launching trial's own late process requests took the set.
+
+Ray Train's controller, worker group, placement group and failure handling are untouched: they
+just find their processes started. If trials do not take the warm processes (another Ray
+version), their first reports say so (``startup_before_process_s`` > 0: the worker process
+started after the launch) and the sweep stops handing out tickets, with one line. A cluster
+(``RAY_ADDRESS``) keeps Ray's own behaviour. ``RAYSWEEP_WARM_POOL=0`` turns it off.
+"""
+
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, Optional
+
+from ray.tune import Callback
+
+# Imported by every worker process the local Ray starts: what a Ray Train worker imports before its
+# first step (torch, raysweep's loop, methods and data) and what its controller unpickles.
+PRELOAD = ("torch", "raysweep.train.ray_worker", "raysweep.tune.lean_train",
+           "ray.train.v2._internal.execution.controller.controller")
+KEEP_ALIVE_S = 900  # a prestarted process waits this long for its trial before Ray may reap it
+DELAY_S = 1.0  # let the trial that prestarts load its data first
+# The raylet starts at most min(cores, CPUs) processes at a time and drops a prestart past that, so the
+# processes are asked for one by one, this far apart (a process with torch preloaded takes ~2-4 s to start).
+SPACING_S = 2.5
+COLD_TO_STOP = 3  # launches that could have been warm, none was: stop prestarting
+
+
+def enabled() -> bool:
+    return os.environ.get("RAYSWEEP_WARM_POOL", "1") != "0" and not os.environ.get("RAY_ADDRESS")
+
+
+def system_config() -> Dict[str, object]:
+    """For ``ray.init(_system_config=...)`` of the embedded local Ray."""
+    return {"preload_python_modules": list(PRELOAD)} if enabled() else {}
+
+
+def raylet_address() -> str:
+    """This node's raylet (driver side)."""
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    node = next(n for n in ray.nodes() if n["NodeID"] == node_id)
+    return f"{node['NodeManagerAddress']}:{node['NodeManagerPort']}"
+
+
+def prestart_like_this_process(address: str, n: int) -> None:
+    """Ask the raylet for ``n`` idle worker processes with this process's job and runtime
+    environment (called in a Ray Train worker: the next trial's processes will have both)."""
+    import grpc
+    import ray
+    from ray._private.utils import get_runtime_env_info
+    from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc
+    from ray.runtime_env import RuntimeEnv
+
+    ctx = ray.get_runtime_context()
+    serialized = ctx.get_runtime_env_string()
+    info = get_runtime_env_info(RuntimeEnv.deserialize(serialized), serialize=False)
+    info.serialized_runtime_env = serialized  # the exact string the raylet hashes
+    req = node_manager_pb2.PrestartWorkersRequest(language=common_pb2.PYTHON, job_id=bytes.fromhex(ctx.get_job_id()),
+                                                  num_workers=n, keep_alive_duration_secs=KEEP_ALIVE_S,
+                                                  runtime_env_info=info)
+    with grpc.insecure_channel(address) as channel:
+        node_manager_pb2_grpc.NodeManagerServiceStub(channel).PrestartWorkers(req, timeout=10)
+
+
+def prestart_soon(address: str, n: int, delay_s: float = DELAY_S) -> None:
+    """In the background; an optimisation, so a failure is a line on stderr, never the trial's."""
+    def run():
+        time.sleep(delay_s)
+        try:
+            for i in range(n):
+                if i:
+                    time.sleep(SPACING_S)
+                prestart_like_this_process(address, 1)
+        except Exception as e:  # noqa: BLE001
+            print(f"raysweep: could not prestart worker processes: {type(e).__name__}: {e}", file=sys.stderr)
+
+    threading.Thread(target=run, name="raysweep-prestart", daemon=True).start()
+
+
+def prestarting(config: Dict[str, Any]):
+    """A Ray Train loop whose rank 0 first asks for the next trial's processes (every process of this
+    trial is up by now), then runs the loop in ``config["loop"]``."""
+    import ray.train
+
+    if ray.train.get_context().get_world_rank() == 0:
+        prestart_soon(**config["prestart"])
+    return config["loop"](config)
+
+
+class WarmPoolCallback(Callback):
+    """Driver side: gives the hub one ticket per launch that has a later launch ``ahead`` places after
+    it (with ``ahead`` trials at a time, the one that will take its slot), and stops if none is warm."""
+
+    def __init__(self, hub, to_launch: int, ahead: int, printer: Callable = print):
+        import ray
+
+        self.hub, self.ahead, self.printer = hub, ahead, printer
+        self.launches = 0
+        self.warm = self.cold = 0
+        self.could_be_warm: Dict[str, bool] = {}
+        self.active = True
+        ray.get(hub.set_prestart.remote(raylet_address(), max(0, to_launch - ahead)))
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.launches += 1
+        self.could_be_warm[trial.trial_id] = self.launches > self.ahead
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "startup_before_process_s" not in result or not self.could_be_warm.pop(trial.trial_id, False):
+            return
+        if float(result["startup_before_process_s"]) <= 0.0:
+            self.warm += 1
+        else:
+            self.cold += 1
+        if self.active and self.warm == 0 and self.cold >= COLD_TO_STOP:
+            import ray
+
+            self.active = False
+            ray.get(self.hub.set_prestart.remote(None, 0))
+            self.printer("raysweep: warm worker pool off: the trials did not take the prestarted worker processes "
+                         "(their runtime environment differs); trials start their processes cold", flush=True)
+
+    def __getstate__(self):
+        # Tune pickles its callbacks with its experiment state; raysweep's resume builds new ones
+        return {k: v for k, v in self.__dict__.items() if k != "printer"}
+
+
+def start(hub, to_launch: int, ahead: int, printer: Callable = print) -> Optional[WarmPoolCallback]:
+    """The pool's Tune callback for a sweep of ``to_launch`` Ray Train trials, or None where it does not apply."""
+    if not enabled() or to_launch <= ahead:
+        return None
+    import ray
+
+    if sum(1 for n in ray.nodes() if n["Alive"]) != 1:  # a cluster: Ray places trials, and its own behaviour stays
+        return None
+    try:
+        return WarmPoolCallback(hub, to_launch, ahead, printer)
+    except Exception as e:  # noqa: BLE001 - an optimisation: never fails the sweep
+        printer(f"raysweep: warm worker pool off: {type(e).__name__}: {str(e).splitlines()[0][:120]}", flush=True)
+        return None
+
+
+def ticket_config(ticket: Optional[Dict[str, Any]], num_workers: int) -> Optional[Dict[str, Any]]:
+    """What a trial's rank-0 worker gets in its config: where to ask and for how many processes
+    (the controller, its synchronisation actor, the workers)."""
+    return {"address": ticket["address"], "n": 2 + num_workers} if ticket else None
