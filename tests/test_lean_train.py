@@ -101,9 +101,13 @@ final_eval: {{enabled: false}}
 
 def test_ray_train_trials_start_on_warm_worker_processes(ray_session, tiny_yaml, tmp_path, monkeypatch):
     """The Ray Train trials after the first two (two at a time) find their worker process already
-    started (the warm pool, raysweep/tune/warm_pool.py): it is older than their launch."""
+    started (the warm pool, raysweep/tune/warm_pool.py): it is older than their launch.
+
+    The first two trials train long enough for the hub's one-by-one prestarts (six processes,
+    ~2.5 s apart) to be up before they end: with one-epoch trials (~3 s on two cores) the next
+    launches came first and took processes still starting (seen in CI)."""
     monkeypatch.chdir(tmp_path)
-    cfg = load_config(tiny_yaml("warm", n=4), ["resources.executor=train", "train.epochs=1", "final_eval.enabled=false"])
+    cfg = load_config(tiny_yaml("warm", n=4), ["resources.executor=train", "train.epochs=8", "final_eval.enabled=false"])
     lines = []
     summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: lines.append(" ".join(map(str, a))))
     assert summary["finished"] == 4

@@ -174,6 +174,13 @@ class ReportHub:
         self._tickets -= 1
         return {"address": self._prestart_at}
 
+    async def prestart(self, serialized_runtime_env: str, job_id: str, n: int) -> None:
+        """Warm up ``n`` processes for a later trial (its rank 0 sends its runtime environment)."""
+        from .warm_pool import prestart_soon
+
+        if self._prestart_at is not None:
+            prestart_soon(self._prestart_at, serialized_runtime_env, job_id, n)
+
     async def placement_groups(self) -> List[str]:
         return sorted(self._placement_groups)
 

@@ -11,10 +11,12 @@ never reused for an actor), and its raylet can preload modules into every worker
 * the local Ray starts with ``preload_python_modules`` (torch and raysweep's training modules);
 * when a trial's rank-0 worker enters its training function, all of that trial's processes are
   up; if the sweep's hub hands it a ticket (one per launch still to come beyond the ones
-  already covered), it asks the raylet (its ``PrestartWorkers`` RPC; there is no public Python
-  API) for the same processes again, with its own runtime environment, which the next trial's
-  controller, synchronisation actor and workers will ask for too. Prestarting from the driver at
-  launch time was tried first: the launching trial's own late process requests took the set.
+  already covered), it sends the hub its runtime environment, which the next trial's controller,
+  synchronisation actor and workers will ask for too, and the hub asks the raylet (its
+  ``PrestartWorkers`` RPC; there is no public Python API) for that many processes, one by one.
+  The hub, not the trial, runs that sequence: a trial shorter than it would cut it off (seen in
+  CI). Prestarting from the driver at launch time was tried first: the launching trial's own
+  late process requests took the set.
 
 Ray Train's controller, worker group, placement group and failure handling are untouched: they
 just find their processes started. If trials do not take the warm processes (another Ray
@@ -61,48 +63,55 @@ def raylet_address() -> str:
     return f"{node['NodeManagerAddress']}:{node['NodeManagerPort']}"
 
 
-def prestart_like_this_process(address: str, n: int) -> None:
-    """Ask the raylet for ``n`` idle worker processes with this process's job and runtime
-    environment (called in a Ray Train worker: the next trial's processes will have both)."""
+def prestart(address: str, serialized_runtime_env: str, job_id: str, n: int) -> None:
+    """Ask the raylet at ``address`` for ``n`` idle worker processes of this job with this runtime
+    environment (the string a Ray Train worker of the sweep reports: the next trial's processes have it)."""
     import grpc
-    import ray
     from ray._private.utils import get_runtime_env_info
     from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc
     from ray.runtime_env import RuntimeEnv
 
-    ctx = ray.get_runtime_context()
-    serialized = ctx.get_runtime_env_string()
-    info = get_runtime_env_info(RuntimeEnv.deserialize(serialized), serialize=False)
-    info.serialized_runtime_env = serialized  # the exact string the raylet hashes
-    req = node_manager_pb2.PrestartWorkersRequest(language=common_pb2.PYTHON, job_id=bytes.fromhex(ctx.get_job_id()),
+    info = get_runtime_env_info(RuntimeEnv.deserialize(serialized_runtime_env), serialize=False)
+    info.serialized_runtime_env = serialized_runtime_env  # the exact string the raylet hashes
+    req = node_manager_pb2.PrestartWorkersRequest(language=common_pb2.PYTHON, job_id=bytes.fromhex(job_id),
                                                   num_workers=n, keep_alive_duration_secs=KEEP_ALIVE_S,
                                                   runtime_env_info=info)
     with grpc.insecure_channel(address) as channel:
         node_manager_pb2_grpc.NodeManagerServiceStub(channel).PrestartWorkers(req, timeout=10)
 
 
-def prestart_soon(address: str, n: int, delay_s: float = DELAY_S) -> None:
-    """In the background; an optimisation, so a failure is a line on stderr, never the trial's."""
+_one_at_a_time = threading.Lock()  # two trials' requests at once would pass the raylet's start-up concurrency
+
+
+def prestart_soon(address: str, serialized_runtime_env: str, job_id: str, n: int, delay_s: float = DELAY_S) -> None:
+    """In a background thread of the sweep's hub actor, so the sequence outlives a short trial that
+    asked for it. An optimisation: a failure is a line on stderr, never the trial's."""
     def run():
         time.sleep(delay_s)
-        try:
-            for i in range(n):
-                if i:
-                    time.sleep(SPACING_S)
-                prestart_like_this_process(address, 1)
-        except Exception as e:  # noqa: BLE001
-            print(f"raysweep: could not prestart worker processes: {type(e).__name__}: {e}", file=sys.stderr)
+        with _one_at_a_time:
+            try:
+                for i in range(n):
+                    if i:
+                        time.sleep(SPACING_S)
+                    prestart(address, serialized_runtime_env, job_id, 1)
+            except Exception as e:  # noqa: BLE001
+                print(f"raysweep: could not prestart worker processes: {type(e).__name__}: {e}", file=sys.stderr)
 
     threading.Thread(target=run, name="raysweep-prestart", daemon=True).start()
 
 
 def prestarting(config: Dict[str, Any]):
-    """A Ray Train loop whose rank 0 first asks for the next trial's processes (every process of this
-    trial is up by now), then runs the loop in ``config["loop"]``."""
+    """A Ray Train loop whose rank 0 first asks the hub for the next trial's processes (every process
+    of this trial is up by now, and the trial's runtime environment is known), then runs the loop
+    in ``config["loop"]``."""
+    import ray
     import ray.train
 
     if ray.train.get_context().get_world_rank() == 0:
-        prestart_soon(**config["prestart"])
+        from .lean_train import HUB_NAME
+
+        ctx = ray.get_runtime_context()
+        ray.get_actor(HUB_NAME).prestart.remote(ctx.get_runtime_env_string(), ctx.get_job_id(), config["prestart"]["n"])
     return config["loop"](config)
 
 
@@ -160,6 +169,6 @@ def start(hub, to_launch: int, ahead: int, printer: Callable = print) -> Optiona
 
 
 def ticket_config(ticket: Optional[Dict[str, Any]], num_workers: int) -> Optional[Dict[str, Any]]:
-    """What a trial's rank-0 worker gets in its config: where to ask and for how many processes
-    (the controller, its synchronisation actor, the workers)."""
-    return {"address": ticket["address"], "n": 2 + num_workers} if ticket else None
+    """What a trial's rank-0 worker gets in its config: how many processes to ask for (the
+    controller, its synchronisation actor, the workers)."""
+    return {"n": 2 + num_workers} if ticket else None
