@@ -16,7 +16,8 @@ bench/results/search_efficiency.{json,md} and docs/search_efficiency.png:
   hypervolume, as a ratio of ``random``'s own total (the goal for tpe + mo_asha: <= 0.5);
 - single-step (FGSM-RS) trials on the final front, mean over seeds.
 
-    .venv/bin/python bench/search_efficiency.py                      # 5 variants x 3 seeds x 24 trials
+    .venv/bin/python bench/search_efficiency.py                      # 5 variants x 3 seeds x 24 trials (~20 min)
+    .venv/bin/python bench/search_efficiency.py --from-json bench/results/search_efficiency.json  # re-summarise
     .venv/bin/python bench/search_efficiency.py --trials 8 --seeds 1 --variants tpe,tpe+mo_asha   # a smoke run
 """
 
@@ -89,12 +90,19 @@ def front_methods(run):
     return [t["method"] for t, on in zip(fin, mask) if on]
 
 
+def hv_at(run, budget):
+    """The hypervolume reached once ``budget`` seconds of training had been spent (a step function)."""
+    return max([hv for t, hv in run["curve"] if t <= budget], default=0.0)
+
+
 def summarise(runs):
     ref = [1.05 * max(t["train_time_s"] or 0 for r in runs for t in r["trials"]), 0.0]
     by = {}
     for r in runs:
         r["curve"] = curve(r, ref)
         by.setdefault(r["variant"], []).append(r)
+    # equal budget: the least training time any search spent in all, so every run has reached it
+    budget = min(r["curve"][-1][0] for r in runs)
     rnd = by.get("random", [])
     target = float(np.mean([r["curve"][-1][1] for r in rnd])) if rnd else None
     rnd_total = float(np.mean([r["curve"][-1][0] for r in rnd])) if rnd else None
@@ -109,23 +117,33 @@ def summarise(runs):
                      "time_total_s": float(np.mean([r["curve"][-1][0] for r in rs])),
                      "reach_random_ratio": (float(np.mean(reach)) if all(x is not None for x in reach) else None),
                      "reach_random_per_seed": reach,
+                     "hv_at_budget_mean": float(np.mean([hv_at(r, budget) for r in rs])),
+                     "hv_at_budget_std": float(np.std([hv_at(r, budget) for r in rs])),
+                     "best_val_robust_acc": float(np.mean([max(t["val_robust_acc"] for t in r["trials"]
+                                                               if t["status"] == "FINISHED" and t["val_robust_acc"] is not None)
+                                                           for r in rs])),
+                     "wall_s": float(np.mean([r["wall_s"] for r in rs])),
                      "single_step_on_front": float(np.mean([front_methods(r).count("fgsm_rs") for r in rs])),
                      "front_size": float(np.mean([len(front_methods(r)) for r in rs])),
                      "stopped_early": float(np.mean([sum(t["stopped_early"] for t in r["trials"]) for r in rs]))})
     return {"reference_point": {"train_time_s": ref[0], "val_robust_acc": ref[1]}, "random_final_hv": target,
-            "rows": rows}
+            "equal_budget_s": budget, "rows": rows}
 
 
 def table(summary, args):
     lines = [f"{args.trials} trials per search, {args.seeds} search seeds, two at a time; training subset "
              f"{args.train_size} MNIST images, epochs 1-{args.epochs}; reference point "
-             f"({summary['reference_point']['train_time_s']:.1f} s, 0.0). Mean +- std over seeds.", "",
-             "| search | final hypervolume | training time spent (s) | time to reach random's final HV / random's total "
+             f"({summary['reference_point']['train_time_s']:.1f} s, 0.0). Mean +- std over seeds; equal budget = "
+             f"{summary['equal_budget_s']:.1f} s of training, the least any search spent.", "",
+             "| search | final hypervolume | hypervolume at equal budget | training time spent (s) | sweep wall (s) "
+             "| time to reach random's final HV / random's total | most robust point (val PGD-10) "
              "| FGSM-RS trials on the front | front size | stopped early |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         reach = "not reached in every seed" if r["reach_random_ratio"] is None else f"{r['reach_random_ratio']:.2f}"
-        lines.append(f"| {r['variant']} | {r['hv_mean']:.2f} +- {r['hv_std']:.2f} | {r['time_total_s']:.0f} | {reach} "
+        lines.append(f"| {r['variant']} | {r['hv_mean']:.2f} +- {r['hv_std']:.2f} "
+                     f"| {r['hv_at_budget_mean']:.2f} +- {r['hv_at_budget_std']:.2f} | {r['time_total_s']:.0f} "
+                     f"| {r['wall_s']:.0f} | {reach} | {r['best_val_robust_acc']:.3f} "
                      f"| {r['single_step_on_front']:.1f} | {r['front_size']:.1f} | {r['stopped_early']:.1f} |")
     return "\n".join(lines)
 
@@ -163,18 +181,24 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--train-size", type=int, default=10000)
+    ap.add_argument("--train-size", type=int, default=5000)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
+    ap.add_argument("--from-json", help="re-summarise the runs of an earlier search_efficiency.json instead of running")
     args = ap.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="rs-search-"))
-    os.chdir(work)
-    runs = []
-    for seed in range(args.seeds):  # seed-major: machine drift spreads over every variant
-        for name in args.variants.split(","):
-            runs.append(run_variant(name, seed, args, work))
-            print(f"{name} seed {seed}: {len(runs[-1]['trials'])} trials in {runs[-1]['wall_s']:.0f} s", flush=True)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        args = argparse.Namespace(**dict(saved["args"], out=args.out, from_json=args.from_json))
+        runs = saved["runs"]
+    else:
+        work = Path(tempfile.mkdtemp(prefix="rs-search-"))
+        os.chdir(work)
+        runs = []
+        for seed in range(args.seeds):  # seed-major: machine drift spreads over every variant
+            for name in args.variants.split(","):
+                runs.append(run_variant(name, seed, args, work))
+                print(f"{name} seed {seed}: {len(runs[-1]['trials'])} trials in {runs[-1]['wall_s']:.0f} s", flush=True)
     summary = summarise(runs)
     text = table(summary, args)
     print("\n" + text)
