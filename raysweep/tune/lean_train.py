@@ -142,6 +142,7 @@ class ReportHub:
         self._placement_groups = set()
         self._prestart_at: Optional[str] = None  # the raylet to ask for warm processes (warm_pool.py)
         self._tickets = 0
+        self._prestarted = 0
 
     def _q(self, key: str) -> asyncio.Queue:
         return self._queues.setdefault(key, asyncio.Queue())
@@ -179,7 +180,14 @@ class ReportHub:
         from .warm_pool import prestart_soon
 
         if self._prestart_at is not None:
-            prestart_soon(self._prestart_at, serialized_runtime_env, job_id, n)
+            prestart_soon(self._prestart_at, serialized_runtime_env, job_id, n, on_each=self._count_prestarted)
+
+    def _count_prestarted(self) -> None:
+        self._prestarted += 1
+
+    async def prestarted(self) -> int:
+        """Processes prestarted so far (the raylet started them)."""
+        return self._prestarted
 
     async def placement_groups(self) -> List[str]:
         return sorted(self._placement_groups)

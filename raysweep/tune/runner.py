@@ -77,6 +77,9 @@ def local_ray_env() -> None:
 def init_ray(workdir: Path):
     import ray
 
+    from . import warm_pool
+
+    warm_pool.mode()  # a bad RAYSWEEP_WARM_POOL fails here, before anything is written
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
@@ -87,8 +90,6 @@ def init_ray(workdir: Path):
     tmp = ray_temp_dir(workdir)
     Path(tmp).mkdir(parents=True, exist_ok=True)
     from .trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
-
-    from . import warm_pool
 
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
              configure_logging=True, resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY},

@@ -8,7 +8,8 @@ other while the other trial trains. Ray starts an actor on a *prestarted* idle w
 when one with the actor's runtime environment is waiting (a process that once ran a task is
 never reused for an actor), and its raylet can preload modules into every worker it starts. So:
 
-* the local Ray starts with ``preload_python_modules`` (torch and raysweep's training modules);
+* with ``preload``, the local Ray starts with ``preload_python_modules`` (torch and raysweep's
+  training modules);
 * when a trial's rank-0 worker enters its training function, all of that trial's processes are
   up; if the sweep's hub hands it a ticket (one per launch still to come beyond the ones
   already covered), it sends the hub its runtime environment, which the next trial's controller,
@@ -22,7 +23,16 @@ Ray Train's controller, worker group, placement group and failure handling are u
 just find their processes started. If trials do not take the warm processes (another Ray
 version), their first reports say so (``startup_before_process_s`` > 0: the worker process
 started after the launch) and the sweep stops handing out tickets, with one line. A cluster
-(``RAY_ADDRESS``) keeps Ray's own behaviour. ``RAYSWEEP_WARM_POOL=0`` turns it off.
+(``RAY_ADDRESS``) keeps Ray's own behaviour.
+
+**Off by default** (``RAYSWEEP_WARM_POOL=prestart`` or ``preload`` turns it on): measured on the
+quickstart, two trials at a time on two cores (bench/results/warm_pool_2026-12-03.md), ``preload``
+cuts the median ``startup_s`` from 10.6 s to 4.0 s but the trials phase gets *longer* (150-164 s
+against 140-146 s off): every prestarted process imports torch, the controller and the
+synchronisation actor too, and that CPU comes out of the other trial's training (Σ training time
+203-225 s against 169-175 s). ``prestart`` alone changes neither (10.4 s, 137 s): the imports
+move after the launch. Start-up latency is not the cost on a machine with no idle core; on one
+with spare cores ``preload`` can pay.
 """
 
 import os
@@ -45,13 +55,30 @@ SPACING_S = 2.5
 COLD_TO_STOP = 3  # launches that could have been warm, none was: stop prestarting
 
 
+MODES = ("off", "prestart", "preload")
+DEFAULT_MODE = "off"
+
+
+def mode() -> str:
+    """``RAYSWEEP_WARM_POOL``: ``off``; ``prestart`` (the next trial's processes are started while the
+    current ones train); ``preload`` (prestart, and every worker process imports torch and raysweep's
+    training modules when it starts). ``0``/``1`` are ``off``/``preload``."""
+    raw = os.environ.get("RAYSWEEP_WARM_POOL", DEFAULT_MODE).strip().lower()
+    value = {"0": "off", "1": "preload", "": DEFAULT_MODE}.get(raw, raw)
+    if value not in MODES:
+        from ..errors import UserError
+
+        raise UserError(f"environment variable RAYSWEEP_WARM_POOL={raw!r}: allowed values: {', '.join(MODES)}, 0, 1")
+    return value
+
+
 def enabled() -> bool:
-    return os.environ.get("RAYSWEEP_WARM_POOL", "1") != "0" and not os.environ.get("RAY_ADDRESS")
+    return mode() != "off" and not os.environ.get("RAY_ADDRESS")
 
 
 def system_config() -> Dict[str, object]:
     """For ``ray.init(_system_config=...)`` of the embedded local Ray."""
-    return {"preload_python_modules": list(PRELOAD)} if enabled() else {}
+    return {"preload_python_modules": list(PRELOAD)} if enabled() and mode() == "preload" else {}
 
 
 def raylet_address() -> str:
@@ -83,9 +110,11 @@ def prestart(address: str, serialized_runtime_env: str, job_id: str, n: int) -> 
 _one_at_a_time = threading.Lock()  # two trials' requests at once would pass the raylet's start-up concurrency
 
 
-def prestart_soon(address: str, serialized_runtime_env: str, job_id: str, n: int, delay_s: float = DELAY_S) -> None:
+def prestart_soon(address: str, serialized_runtime_env: str, job_id: str, n: int, delay_s: float = DELAY_S,
+                  on_each: Callable[[], None] = lambda: None) -> None:
     """In a background thread of the sweep's hub actor, so the sequence outlives a short trial that
-    asked for it. An optimisation: a failure is a line on stderr, never the trial's."""
+    asked for it; ``on_each`` after each process the raylet started. An optimisation: a failure is
+    a line on stderr, never the trial's."""
     def run():
         time.sleep(delay_s)
         with _one_at_a_time:
@@ -94,6 +123,7 @@ def prestart_soon(address: str, serialized_runtime_env: str, job_id: str, n: int
                     if i:
                         time.sleep(SPACING_S)
                     prestart(address, serialized_runtime_env, job_id, 1)
+                    on_each()
             except Exception as e:  # noqa: BLE001
                 print(f"raysweep: could not prestart worker processes: {type(e).__name__}: {e}", file=sys.stderr)
 
