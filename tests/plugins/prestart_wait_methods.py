@@ -6,11 +6,9 @@ on how long a trial trains compared with the prestart sequence. Loaded with
 import time
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-
-from raysweep.attacks import fgsm
 from raysweep.hparams import hp
-from raysweep.methods import Method, StepResult, register_method
+from raysweep.methods import register_method
+from waiting_fgsm import WaitsThenFGSM
 
 
 @dataclass
@@ -20,25 +18,20 @@ class PrestartWaitParams:
 
 
 @register_method
-class PrestartWait(Method):
+class PrestartWait(WaitsThenFGSM):
     name = "prestart_wait"
     Params = PrestartWaitParams
     paper = "test double: FGSM-RS whose first step waits for the warm pool's prestarted processes"
     fidelity = "test"
 
-    def step(self, ctx, x, y):
-        if not getattr(self, "_waited", False):
-            import ray
+    def wait(self):
+        import ray
 
-            from raysweep.tune.lean_train import HUB_NAME
+        from raysweep.tune.lean_train import HUB_NAME
 
-            hub, deadline = ray.get_actor(HUB_NAME), time.time() + self.p.timeout_s
-            while ray.get(hub.prestarted.remote()) < self.p.count:
-                if time.time() > deadline:
-                    raise RuntimeError(f"prestart_wait: the hub prestarted {ray.get(hub.prestarted.remote())} "
-                                       f"of {self.p.count} processes in {self.p.timeout_s} s")
-                time.sleep(0.2)
-            self._waited = True
-        x_adv = fgsm(ctx.raw_model, x, y, self.threat.eps, alpha=1.25 * self.threat.eps)
-        logits = ctx.model(x_adv)
-        return StepResult(F.cross_entropy(logits, y), logits.detach(), cost=2.0, x_adv=x_adv)
+        hub, deadline = ray.get_actor(HUB_NAME), time.time() + self.p.timeout_s
+        while ray.get(hub.prestarted.remote()) < self.p.count:
+            if time.time() > deadline:
+                raise RuntimeError(f"prestart_wait: the hub prestarted {ray.get(hub.prestarted.remote())} "
+                                   f"of {self.p.count} processes in {self.p.timeout_s} s")
+            time.sleep(0.2)

@@ -9,11 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch.nn.functional as F
-
-from raysweep.attacks import fgsm
 from raysweep.hparams import hp
-from raysweep.methods import Method, StepResult, register_method
+from raysweep.methods import register_method
+from waiting_fgsm import WaitsThenFGSM
 
 
 @dataclass
@@ -24,24 +22,19 @@ class RendezvousParams:
 
 
 @register_method
-class Rendezvous(Method):
+class Rendezvous(WaitsThenFGSM):
     name = "rendezvous"
     Params = RendezvousParams
     paper = "test double: FGSM-RS whose first step waits for the other trials' first steps"
     fidelity = "test"
 
-    def step(self, ctx, x, y):
-        if not getattr(self, "_met", False):
-            d = Path(self.p.meeting_dir)
-            d.mkdir(parents=True, exist_ok=True)
-            (d / f"arrived-{os.getpid()}").write_text(str(time.time()))
-            deadline = time.time() + self.p.timeout_s
-            while len(list(d.glob("arrived-*"))) < self.p.parties:
-                if time.time() > deadline:
-                    raise RuntimeError(f"rendezvous: only {len(list(d.glob('arrived-*')))} of {self.p.parties} "
-                                       f"trials were training at the same time")
-                time.sleep(0.2)
-            self._met = True
-        x_adv = fgsm(ctx.raw_model, x, y, self.threat.eps, alpha=1.25 * self.threat.eps)
-        logits = ctx.model(x_adv)
-        return StepResult(F.cross_entropy(logits, y), logits.detach(), cost=2.0, x_adv=x_adv)
+    def wait(self):
+        d = Path(self.p.meeting_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"arrived-{os.getpid()}").write_text(str(time.time()))
+        deadline = time.time() + self.p.timeout_s
+        while len(list(d.glob("arrived-*"))) < self.p.parties:
+            if time.time() > deadline:
+                raise RuntimeError(f"rendezvous: only {len(list(d.glob('arrived-*')))} of {self.p.parties} "
+                                   f"trials were training at the same time")
+            time.sleep(0.2)
