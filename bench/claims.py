@@ -559,6 +559,7 @@ def main(argv=None):
     ap.add_argument("--runs", default=str(REPO / "raysweep_runs"), help="sweep storage (default ./raysweep_runs)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite README.md's claims section")
+    ap.add_argument("--figures", default=str(REPO / "docs"), help="where the claims_<dataset>.png figures go")
     ap.add_argument("--fresh", action="store_true",
                     help="report only the sweeps on this machine (default: keep the committed rows of the others)")
     args = ap.parse_args(argv)
@@ -570,7 +571,8 @@ def main(argv=None):
     (out / "claims.json").write_text(json.dumps(result, indent=1, sort_keys=False))
     md = markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
     (out / "claims.md").write_text(md + "\n")
-    figs = [plot(result["rows"], ds, REPO / "docs" / f"claims_{ds}.png") for ds in DATASETS]
+    Path(args.figures).mkdir(parents=True, exist_ok=True)
+    figs = [plot(result["rows"], ds, Path(args.figures) / f"claims_{ds}.png") for ds in DATASETS]
     if not args.no_readme:
         update_readme(md, REPO / "README.md")
     print(md)

@@ -124,8 +124,10 @@ def test_a_reproduction_runs_end_to_end_and_gets_a_verdict(ray_session, tmp_path
         assert r["test_n_all"] == 64 and r["test_n_16"] == 16
     out = tmp_path / "claims"
     res = subprocess.run([sys.executable, str(REPO / "bench" / "claims.py"), "--runs", str(tmp_path / "raysweep_runs"),
-                          "--out", str(out), "--no-readme"], capture_output=True, text=True, timeout=300)
+                          "--out", str(out), "--no-readme", "--figures", str(out)],  # the repo's docs/ stay untouched
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+    assert "figures: " + str(out) in res.stdout, res.stdout[-500:]  # drawn where asked, not into docs/
     data = json.loads((out / "claims.json").read_text())
     rows = {r["label"]: r for r in data["rows"]}
     assert set(rows) == {"TRADES-10", "Backward Smoothing (paper defaults, beta 1)"}
