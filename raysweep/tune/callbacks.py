@@ -375,3 +375,22 @@ def _short(sampled: Dict) -> str:
             continue
         parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
     return " ".join(parts)
+
+
+def tensorboard_logger():
+    """Tune's TensorBoard logger, minus the per-epoch history raysweep attaches to a resumed
+    trial's first report (for the recorder above). Tune adds its stock TBX logger unless one is
+    given, and that one warned with the whole history, on every report of a resumed trial."""
+    try:
+        from ray.tune.logger import TBXLoggerCallback
+    except ImportError:  # tensorboardX missing: Tune would skip its own logger too
+        return None
+
+    class _WithoutHistory(TBXLoggerCallback):
+        def log_trial_result(self, iteration, trial, result):
+            super().log_trial_result(iteration, trial, {k: v for k, v in result.items() if k != "resumed_history"})
+
+    try:
+        return _WithoutHistory()
+    except ImportError:
+        return None

@@ -172,7 +172,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     apply_quiet_env(workdir)
     from ray import tune
 
-    from .callbacks import MlflowSync, MlflowTrialRecorder, ProgressPrinter, SweepState
+    from .callbacks import MlflowSync, MlflowTrialRecorder, ProgressPrinter, SweepState, tensorboard_logger
     from .searcher import OptunaMultiObjectiveSearch, open_study
     from .trainable import make_trial_fn, trial_resources
 
@@ -292,7 +292,8 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
                                         reuse_actors=lean or uses_inprocess(cfg.resources, use_gpu)
                                         or cfg.sweep.early_stopping is None),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=f"{storage}/tune",
-                                      callbacks=[recorder, progress] + [c for c in (eager, warm) if c], verbose=0,
+                                      callbacks=[recorder, progress] + [c for c in (eager, warm, tensorboard_logger()) if c],
+                                      verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
         tuner.fit()
