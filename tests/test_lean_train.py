@@ -145,14 +145,14 @@ def test_warm_pool_hands_one_ticket_per_later_launch_and_stops_if_never_warm(ray
     from types import SimpleNamespace
 
     from raysweep.tune.lean_train import start_hub
-    from raysweep.tune.warm_pool import WarmPoolCallback
+    from raysweep.tune.warm_pool import WarmPoolCallback, raylet_address
 
     hub = start_hub()
     lines = []
     cb = WarmPoolCallback(hub, to_launch=6, ahead=2, printer=lambda *a, **k: lines.append(a[0]))
     tickets = [ray_session.get(hub.prestart_ticket.remote()) for _ in range(5)]
-    assert [t is not None for t in tickets] == [True] * 4 + [False]  # launches 1-4 warm up 3-6
-    ray_session.get(hub.set_prestart.remote(tickets[0]["address"], 4))
+    assert tickets == [True] * 4 + [False]  # launches 1-4 warm up 3-6
+    ray_session.get(hub.set_prestart.remote(raylet_address(), 4))
     trials = [SimpleNamespace(trial_id=f"t{i}") for i in range(6)]
     for t in trials:
         cb.on_trial_start(0, [], t)
@@ -162,4 +162,4 @@ def test_warm_pool_hands_one_ticket_per_later_launch_and_stops_if_never_warm(ray
     for t in trials[2:5]:
         cb.on_trial_result(0, [], t, {"startup_before_process_s": 4.0})
     assert not cb.active and len(lines) == 1 and "warm worker pool off" in lines[0]
-    assert ray_session.get(hub.prestart_ticket.remote()) is None
+    assert ray_session.get(hub.prestart_ticket.remote()) is False

@@ -168,12 +168,13 @@ class ReportHub:
     async def set_prestart(self, address: Optional[str], tickets: int) -> None:
         self._prestart_at, self._tickets = address, tickets
 
-    async def prestart_ticket(self) -> Optional[Dict[str, str]]:
-        """One per launch that has a later launch to warm up for (``warm_pool.WarmPoolCallback``)."""
+    async def prestart_ticket(self) -> bool:
+        """One per launch that has a later launch to warm up for (``warm_pool.WarmPoolCallback``);
+        the hub itself asks the raylet, so a ticket is only a yes."""
         if self._prestart_at is None or self._tickets <= 0:
-            return None
+            return False
         self._tickets -= 1
-        return {"address": self._prestart_at}
+        return True
 
     async def prestart(self, serialized_runtime_env: str, job_id: str, n: int) -> None:
         """Warm up ``n`` processes for a later trial (its rank 0 sends its runtime environment)."""

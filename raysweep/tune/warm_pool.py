@@ -78,7 +78,8 @@ def enabled() -> bool:
 
 def system_config() -> Dict[str, object]:
     """For ``ray.init(_system_config=...)`` of the embedded local Ray."""
-    return {"preload_python_modules": list(PRELOAD)} if enabled() and mode() == "preload" else {}
+    preload = mode() == "preload" and not os.environ.get("RAY_ADDRESS")
+    return {"preload_python_modules": list(PRELOAD)} if preload else {}
 
 
 def raylet_address() -> str:
@@ -198,7 +199,7 @@ def start(hub, to_launch: int, ahead: int, printer: Callable = print) -> Optiona
         return None
 
 
-def ticket_config(ticket: Optional[Dict[str, Any]], num_workers: int) -> Optional[Dict[str, Any]]:
+def ticket_config(ticket: bool, num_workers: int) -> Optional[Dict[str, Any]]:
     """What a trial's rank-0 worker gets in its config: how many processes to ask for (the
     controller, its synchronisation actor, the workers)."""
     return {"n": 2 + num_workers} if ticket else None
