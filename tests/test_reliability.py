@@ -148,6 +148,8 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
     finished_before = {k: r["run_id"] for k, r in st["trials"].items() if r["status"] == "FINISHED"}
     interrupted = {k: r for k, r in st["trials"].items() if r["status"] == "RUNNING"}
     assert finished_before and interrupted
+    # the trials' wall so far survives the kill (it is saved with every event, not at the end)
+    assert st.get("sweep_wall_s", 0) > 10
     epochs_at_kill = {k: len(r["history"]) for k, r in interrupted.items()}
 
     r = subprocess.run(cmd + ["resume", "killdrv"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -158,6 +160,7 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
     assert "resumed_history" not in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
     after = _state(tmp_path, "killdrv")
     assert after["parent_run_id"] == st["parent_run_id"]
+    assert after["sweep_wall_s"] > st["sweep_wall_s"]
     assert sorted(after["trials"]) == ["0", "1", "2"]
     for k, run_id in finished_before.items():  # not re-run: same run, same single history
         assert after["trials"][k]["run_id"] == run_id and after["trials"][k]["metrics"].get("restarts", 0) == 0

@@ -33,8 +33,24 @@ class SweepState:
         self.data: Dict[str, Any] = {"parent_run_id": None, "trials": {}}
         if self.path.is_file():
             self.data = json.loads(self.path.read_text())
+        self._clock = None  # (sweep_wall_s before this run, its start)
+
+    def start_clock(self) -> None:
+        """From now on every save brings ``sweep_wall_s`` (trials' wall over all runs of the sweep)
+        up to date, so a driver killed mid-sweep loses at most the time since its last event."""
+        self._clock = (float(self.data.get("sweep_wall_s", 0.0)), time.time())
+
+    def stop_clock(self) -> float:
+        """Ends this run's share of ``sweep_wall_s`` (and saves); returns that share."""
+        base, t0 = self._clock
+        self.data["sweep_wall_s"] = base + (time.time() - t0)
+        self._clock = None
+        self.save()
+        return self.data["sweep_wall_s"] - base
 
     def save(self):
+        if self._clock is not None:
+            self.data["sweep_wall_s"] = self._clock[0] + (time.time() - self._clock[1])
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
         os.replace(tmp, self.path)  # atomic: a killed driver never leaves half a file

@@ -275,7 +275,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         # Ray Train trials find their controller and worker processes already started
         warm = warm_pool.start(hub, to_run, cfg.sweep.max_concurrent, printer)
 
-    t0 = time.time()
+    state.start_clock()
     printer(f"raysweep: sweep {cfg.name!r} ({sweep_dir.name}): {cfg.sweep.num_samples} trials, "
             f"{cfg.sweep.max_concurrent} at a time, sampler {cfg.sweep.sampler}, methods {', '.join(cfg.methods)}"
             + (f"; resuming: {ended} ended, {len(interrupted)} interrupted (restart from their last checkpoint)"
@@ -302,9 +302,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
 
         release_placement_groups(hub)
     del hub
-    sweep_wall = time.time() - t0
-    state.data["sweep_wall_s"] = state.data.get("sweep_wall_s", 0.0) + sweep_wall
-    state.save()
+    sweep_wall = state.stop_clock()
 
     rows = recorder.rows()
     summary = finish_sweep(cfg, tracker, parent_id, rows, sweep_dir, errors, printer, use_gpu, sync,
