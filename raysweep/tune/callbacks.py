@@ -397,10 +397,7 @@ def tensorboard_logger():
     """Tune's TensorBoard logger, minus the per-epoch history raysweep attaches to a resumed
     trial's first report (for the recorder above). Tune adds its stock TBX logger unless one is
     given, and that one warned with the whole history, on every report of a resumed trial."""
-    try:
-        from ray.tune.logger import TBXLoggerCallback
-    except ImportError:  # tensorboardX missing: Tune would skip its own logger too
-        return None
+    from ray.tune.logger import TBXLoggerCallback
 
     class _WithoutHistory(TBXLoggerCallback):
         def log_trial_result(self, iteration, trial, result):
@@ -408,5 +405,5 @@ def tensorboard_logger():
 
     try:
         return _WithoutHistory()
-    except ImportError:
+    except ImportError:  # tensorboardX missing: Tune would skip its own logger too
         return None
