@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -90,12 +91,17 @@ def test_raising_nan_and_killed_worker_trials(ray_session, tmp_path, monkeypatch
     assert states == [F, F, C, C]
 
 
-def _wait_for(pred, timeout, what):
+def _wait_for(pred, timeout, what, proc=None, log=None):
+    """Poll ``pred``; with ``proc``, fail at once (with its log) if the process it waits on has died, instead of
+    waiting out the whole timeout (a driver that could not start its Ray under load cost 15 idle minutes)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = pred()
         if v:
             return v
+        if proc is not None and proc.poll() is not None:
+            tail = Path(log).read_text()[-3000:] if log else ""
+            pytest.fail(f"the process exited (rc {proc.returncode}) before {what}:\n{tail}")
         time.sleep(0.5)
     pytest.fail(f"timed out waiting for {what}")
 
@@ -136,7 +142,8 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
             running = [r for r in t.values() if r["status"] == "RUNNING" and 1 <= len(r["history"]) < 5]
             return st if done and running else None
 
-        _wait_for(mid_second_trial, 900, "one finished trial and one mid-way")  # ~60 s on a quiet 2-core box
+        _wait_for(mid_second_trial, 900, "one finished trial and one mid-way",  # ~60 s on a quiet 2-core box
+                  proc=proc, log=tmp_path / "driver.log")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
