@@ -6,5 +6,5 @@ bash scripts/setup.sh
 bash scripts/datasets.sh  # Fashion-MNIST from Debian, for the reproduction tests
 bash scripts/browser.sh   # headless Chromium from Debian, for the MLflow UI test
 # Two workers: the tests that start Ray run one after another on one, the rest module by module on
-# the other (groups in tests/conftest.py); `-n 0` as an argument runs everything in this process.
-exec .venv/bin/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder "$@"
+# the other (the scheduler in tests/conftest.py); `-n 0` as an argument runs everything in this process.
+exec .venv/bin/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder "$@"

@@ -20,16 +20,38 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(PLUGINS)] + [p for p in os.envir
 sys.path.insert(0, str(PLUGINS))
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+# The modules whose tests start a Ray: all their tests are marked `ray`, and no other test is (checked at
+# collection). scripts/test.sh runs the suite on two pytest-xdist workers; these modules run on one of them, one
+# test after another as in a serial run: each starts a 2-CPU Ray, and two at once on a 2-core machine overload it
+# (Ray's node start times out). The other modules are spread over both workers a module at a time, so a module's
+# fixtures are built once. (Our own scheduler, not xdist_group marks with --dist loadgroup: under pytest 9,
+# pytest-xdist 3.8 silently drops the marks' groups and spread the Ray tests over both workers, seen here.)
+RAY_MODULES = {"test_lean_train.py", "test_multinode.py", "test_ray_job.py", "test_reliability.py",
+               "test_reproduce_sweep.py", "test_search_spaces_front.py", "test_sweep_e2e.py", "test_ui_browser.py"}
+
+
+def _xdist_scope(nodeid: str) -> str:
+    module = nodeid.split("::")[0]
+    return "ray" if module.rsplit("/", 1)[-1] in RAY_MODULES else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RayTestsApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return _xdist_scope(nodeid)
+
+    return RayTestsApart(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Groups for `pytest -n 2 --dist loadgroup` (scripts/test.sh). Every test that starts a Ray
-    (marked `ray`) runs on one worker, one after another as in a serial run: each starts a 2-CPU
-    Ray, and two at once on a 2-core machine overload it (Ray's node start times out). The other
-    tests run module by module on the other worker, so a module's fixtures are built once. Ray
-    tests go first: they are the longest unit, and the run ends when it does."""
     for item in items:
-        group = "ray" if item.get_closest_marker("ray") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        if bool(item.get_closest_marker("ray")) != (_xdist_scope(item.nodeid) == "ray"):
+            raise pytest.UsageError(f"{item.nodeid}: a test that starts Ray is marked `ray` and its module is in "
+                                    "RAY_MODULES (tests/conftest.py), and only such tests are")
+    # the Ray tests first: with --no-loadscope-reorder they are the first unit handed out, and the longest
     items.sort(key=lambda item: item.get_closest_marker("ray") is None)  # stable
 
 

@@ -1,9 +1,8 @@
 """Every shipped search space drives a real one-epoch trial of each of its methods (small
-synthetic data, in-process), and the cross-method YAML puts every method on one front."""
+synthetic data, in-process); the cross-method YAML's sweep is in test_search_spaces_front.py."""
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
 from raysweep.config import load_config
 from raysweep.train import run_trial
@@ -35,23 +34,3 @@ def test_one_epoch_of_each_method_in_each_search_space(path, method):
     assert len(hist) == 1
     m = hist[0]
     assert m["cost"] > 0 and m["train_time_s"] > 0 and 0 <= m["val_robust_acc"] <= 1
-
-
-@pytest.mark.ray
-def test_all_methods_on_one_front(ray_session, tmp_path, monkeypatch):
-    from raysweep.tune.runner import run_sweep
-
-    monkeypatch.chdir(tmp_path)
-    cfg = load_config(REPO / "search_spaces" / "all_methods.yaml",
-                      _small(REPO / "search_spaces" / "all_methods.yaml") + ["sweep.num_samples=8", "resources.executor=inprocess", "final_eval.n=32",
-                               "params.rrm.teacher_epochs=1"])
-    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
-    assert summary["finished"] == 8 and summary["failed"] == 0
-    methods = {r["method"] for r in summary["rows"]}
-    assert methods == set(cfg.methods)
-    assert summary["front"]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    kids = client.search_runs([client.get_experiment_by_name("all-methods-mnist").experiment_id],
-                              filter_string="tags.`raysweep.kind` = 'trial'")
-    assert {k.data.tags["method"] for k in kids} == methods
-    assert {k.data.tags["method_fidelity"] for k in kids if k.data.tags["method"] == "local_ball"} == {"reconstruction"}
