@@ -18,8 +18,9 @@ def project(delta: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torc
     return (x + delta).clamp(0.0, 1.0) - x
 
 
-def random_start(x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """δ0 uniform in the ε-ball (L-inf: per coordinate; L2: uniform in volume), clipped to the image."""
+def random_start(x: torch.Tensor, eps: float, norm: str, clip: bool = True) -> torch.Tensor:
+    """δ0 uniform in the ε-ball (L-inf: per coordinate; L2: uniform in volume), clipped to the image
+    unless ``clip`` is false (then x + δ0 may leave [0, 1]; see ``fgsm``)."""
     if norm == "linf":
         delta = torch.empty_like(x).uniform_(-eps, eps)
     else:
@@ -27,7 +28,7 @@ def random_start(x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
         n = x[0].numel()
         r = torch.rand(x.shape[0], device=x.device).pow(1.0 / n).view(-1, *([1] * (x.dim() - 1)))
         delta = d / _flat_norm(d) * r * eps
-    return (x + delta).clamp(0.0, 1.0) - x
+    return (x + delta).clamp(0.0, 1.0) - x if clip else delta
 
 
 def ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:

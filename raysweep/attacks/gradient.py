@@ -34,12 +34,14 @@ def _grad(forward, x, delta, y, loss_fn):
 
 
 def fgsm(forward, x, y, eps: float, alpha: Optional[float] = None, norm: str = "linf",
-         random_init: bool = True, loss_fn: LossFn = ce_sum) -> torch.Tensor:
+         random_init: bool = True, loss_fn: LossFn = ce_sum, clip_start: bool = True) -> torch.Tensor:
     """One signed (L-inf) or normalised (L2) step of size α from a random start (Wong et al.).
 
-    Returns x + δ with δ projected into the ε-ball and x + δ in [0, 1]."""
+    ``clip_start``: clip the start x + δ0 to [0, 1] before the gradient, as Wong et al.'s CIFAR-10 and
+    ImageNet code do; false is their MNIST code (train_mnist.py), where the gradient is taken at an
+    unclipped x + δ0. Only the start differs: the returned x + δ is in the ε-ball and in [0, 1] either way."""
     alpha = eps if alpha is None else alpha
-    delta = random_start(x, eps, norm) if random_init else torch.zeros_like(x)
+    delta = random_start(x, eps, norm, clip=clip_start) if random_init else torch.zeros_like(x)
     g = _grad(forward, x, delta, y, loss_fn)
     delta = project(delta + alpha * ascent_direction(g, norm), x, eps, norm)
     return (x + delta).detach()

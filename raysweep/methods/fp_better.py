@@ -60,6 +60,9 @@ from .registry import register_method
 class FPBetterParams:
     alpha: object = hp("1.25eps", low=0.0, low_open=True, scale_by_eps=True,
                        doc="FGSM step size (official: 10/255 at ε = 8/255)")
+    clip_start: bool = hp(True, doc="clip the FGSM random start to the image before the gradient, as the official "
+                                    "(CIFAR-10) code; false: as Wong et al.'s MNIST code, for parity with an FGSM-RS "
+                                    "baseline run that way")
     keep_prob_first: float = hp(1.0, low=0.0, low_open=True, high=1.0, doc="p_0: keep-probability of the first block")
     keep_prob_last: float = hp(0.5, low=0.0, low_open=True, high=1.0,
                                doc="initial p_L: keep-probability of the last block (adapted per epoch)")
@@ -187,7 +190,7 @@ class FPBetter(Method):
         alpha = float(parse_eps_relative(self.p.alpha, self.threat.eps))
         sub = lambda z: ctx.raw_model(z, block_mask=mask)  # noqa: E731  (the sampled subnetwork)
         x_adv = fgsm(sub, x, y, self.threat.eps, alpha=alpha, norm=self.threat.norm, random_init=True,
-                     loss_fn=lambda logits, yy: label_smoothed_ce(logits, yy, s).sum())
+                     loss_fn=lambda logits, yy: label_smoothed_ce(logits, yy, s).sum(), clip_start=self.p.clip_start)
         logits = ctx.model(x_adv, block_mask=mask)  # the SAME subnetwork for the update
         per = label_smoothed_ce(logits, y, s)
         return StepResult(self.weighted_mean(per, ctx), logits.detach(), cost=2.0 * frac, x_adv=x_adv,
@@ -236,7 +239,8 @@ class FPBetter(Method):
                     s = self.p.label_smoothing
                     # the attack's forward also feeds the statistics, as it does in training
                     x = fgsm(model, x, y, eps, alpha=alpha, norm=run.spec.threat.norm, random_init=True,
-                             loss_fn=lambda logits, yy: label_smoothed_ce(logits, yy, s).sum())
+                             loss_fn=lambda logits, yy: label_smoothed_ce(logits, yy, s).sum(),
+                             clip_start=self.p.clip_start)
                     per_example = 1.0 + FORWARD_ONLY
                 self._forward_stats(model, x)
         finally:
