@@ -33,7 +33,10 @@ def load_published(path: Path):
 
     model = build_model("small_cnn", num_classes=10, input_shape=(1, 28, 28))
     theirs = torch.load(path, map_location="cpu", weights_only=True)
-    ours = {f"{KEYS[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in theirs.items()}
+    unknown = sorted(k for k in theirs if k.split(".")[0] not in KEYS)
+    if unknown:
+        sys.exit(f"published_mnist: {path} is not fast_adversarial's mnist_net (unexpected {', '.join(unknown)})")
+    ours = {f"{KEYS[k.split('.')[0]]}.{k.split('.', 1)[1]}": v for k, v in theirs.items()}
     missing = model.load_state_dict(ours, strict=False)
     if missing.unexpected_keys or set(missing.missing_keys) - {"normalize.mean", "normalize.std"}:
         sys.exit(f"published_mnist: {path} is not fast_adversarial's mnist_net ({missing})")
