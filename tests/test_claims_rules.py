@@ -67,6 +67,22 @@ def test_backward_smoothing_on_mnist_must_match_trades_at_both_betas():
     assert v["verdict"] == "partly" and f"{b6}: not run yet" in v["why"]
 
 
+def test_fp_better_must_beat_fgsm_rs_from_either_random_start():
+    """The rule as bench/claims.py builds it: against FGSM-RS with the clipped start (Wong et al.'s CIFAR-10 code) and
+    with the unclipped one (their MNIST code); beating only the collapsed variant is not "higher robustness"."""
+    (rule,) = [r for r in claims.RULES if r["paper"] == "fp_better" and r["dataset"] == "mnist"]
+    rows = [_row("FGSM-RS", 0.36, 360.0, cost=16.0), _row("FP-Better (paper defaults)", 0.80, 310.0, cost=12.0),
+            _row("FGSM-RS (unclipped start)", 0.85, 360.0, cost=16.0),
+            _row("FP-Better (unclipped start)", 0.82, 310.0, cost=12.0)]
+    v = _judge(rows, rule)
+    assert [p["verdict"] for p in v["per_baseline"]] == ["holds", "partly"] and v["verdict"] == "partly"
+    assert "FP-Better (unclipped start): AutoAttack 82.0% vs 85.0% for FGSM-RS (unclipped start)" in v["why"]
+    rows[3] = _row("FP-Better (unclipped start)", 0.90, 310.0, cost=12.0)
+    assert _judge(rows, rule)["verdict"] == "holds"
+    v = _judge(rows[:2], rule)  # the unclipped pair not run: no "holds" yet
+    assert v["verdict"] == "partly" and "FGSM-RS (unclipped start): not run yet" in v["why"]
+
+
 def _state(runs, exp, trials):
     d = runs / exp / "sweep-20260101-000000"
     d.mkdir(parents=True)
