@@ -31,7 +31,7 @@ and what went wrong (catastrophic overfitting, gradient masking flags, an unrobu
 baselines it must hold against each: data pruning against PGD-AT, TRADES and MART; Backward Smoothing on MNIST
 against TRADES-10 at TRADES' MNIST weight (beta 1) and at the weight its tuned point uses (``BS_TUNED_TRADES``);
 FP-Better on MNIST against FGSM-RS from either random start (clipped to the image, as Wong et al.'s CIFAR-10 code,
-and unclipped, as their MNIST code, which on MNIST at eps 0.3 is the difference between collapse and robustness).
+and unclipped, as their MNIST code, which on MNIST at eps 0.3 often decides whether FGSM-RS collapses).
 A claim's ``control`` row (RRM: standard training of the student architecture) is not judged; the why quotes it,
 so a reader sees what the method added over no method at all.
 
