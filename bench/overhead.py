@@ -56,7 +56,8 @@ def main(argv=None):
     t_import = time.perf_counter()
     from raysweep._env import apply_quiet_env
     from raysweep.config import load_config
-    from raysweep.tune.runner import init_ray, run_sweep
+    from raysweep.tune.ray_setup import init_ray
+    from raysweep.tune.runner import run_sweep
 
     work = Path(tempfile.mkdtemp(prefix="rs-ovh-"))
     os.chdir(work)

@@ -70,7 +70,7 @@ def cmd_sweep(args) -> int:
     workdir = _workdir()
     resume_dir = None
     if args.resume:
-        resume_dir = latest_sweep_dir(experiment_dir(cfg, workdir))
+        resume_dir = latest_sweep_dir(experiment_dir(cfg, workdir), cfg.storage_path or os.environ.get("RAYSWEEP_STORAGE_PATH"))
         if resume_dir is None:
             _print(f"raysweep: no earlier sweep of {cfg.name!r} to resume; starting a new one")
     summary = run_sweep(cfg, workdir=workdir, resume_dir=resume_dir, printer=_print)
@@ -99,13 +99,16 @@ def cmd_resume(args) -> int:
     from .tune.runner import latest_sweep_dir, run_sweep, runs_root
 
     workdir = _workdir()
-    storage = runs_root(args.storage or os.environ.get("RAYSWEEP_STORAGE_PATH"), workdir)
+    setting = args.storage or os.environ.get("RAYSWEEP_STORAGE_PATH")
+    storage = runs_root(setting, workdir)
     target = Path(args.experiment)
     if not target.exists():
         target = storage / args.experiment
-    if not target.exists():
-        raise UserError(f"no experiment {args.experiment!r} under {storage} (pass the experiment name or its directory)")
-    sweep_dir = target if (target / "state.json").is_file() else latest_sweep_dir(target)
+    sweep_dir = target if (target / "state.json").is_file() else latest_sweep_dir(target, setting)
+    if sweep_dir is None and not target.exists():
+        raise UserError(f"no experiment {args.experiment!r} under {storage}"
+                        + (f" or {setting}" if setting and str(storage) not in setting else "")
+                        + " (pass the experiment name or its directory)")
     if sweep_dir is None:
         raise UserError(f"{target}: no sweep with a state.json to resume")
     state = json.loads((sweep_dir / "state.json").read_text())

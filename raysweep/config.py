@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .data import dataset_names
 from .errors import ConfigError
@@ -71,7 +71,9 @@ class EarlyStopping(_Strict):
 
 class SweepSection(_Strict):
     num_samples: int = Field(8, ge=1, le=100_000)
-    max_concurrent: int = Field(2, ge=1, le=10_000)
+    max_concurrent: Union[int, Literal["auto"]] = Field(
+        2, description="trials at a time; auto: as many as the cluster holds at its largest (its autoscaler's node "
+                       "types included), at most 16 for tpe, the population for nsga2, 256 for random")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     seed: int = Field(0, ge=0)
     repeats: int = Field(1, ge=1, le=100, description="seeds per sampled config; the front uses their mean")
@@ -83,6 +85,16 @@ class SweepSection(_Strict):
     enqueue: List[Dict[str, Any]] = Field(default_factory=list, description="points evaluated first (e.g. paper defaults); "
                                           "an optional label names the point on its run (tag label)")
     early_stopping: Optional[EarlyStopping] = None
+
+
+    @field_validator("max_concurrent", mode="before")
+    @classmethod
+    def _concurrency(cls, v):
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10_000):
+            return v
+        if isinstance(v, str) and v.isdigit() and 1 <= int(v) <= 10_000:
+            return int(v)
+        raise ValueError("allowed: a whole number from 1 to 10000, or auto")
 
 
 class ResourcesSection(_Strict):
@@ -358,7 +370,8 @@ def _pydantic(model_cls, data, file, section):
             allowed = model_cls.model_fields.keys()
             raise _unknown(file, str(err["loc"][-1]), allowed, where=f"{section}.") from None
         inp = err.get("input")
-        raise ConfigError(file, key, f"{inp!r}: {err['msg']}") from None
+        msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own message
+        raise ConfigError(file, key, f"{inp!r}: {msg}") from None
 
 
 def _section(file, raw, name, cls, eps):

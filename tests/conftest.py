@@ -26,7 +26,7 @@ sys.path.insert(0, str(PLUGINS))
 # (Ray's node start times out). The other modules are spread over both workers a module at a time, so a module's
 # fixtures are built once. (Our own scheduler, not xdist_group marks with --dist loadgroup: under pytest 9,
 # pytest-xdist 3.8 silently drops the marks' groups and spread the Ray tests over both workers, seen here.)
-RAY_MODULES = {"test_lean_train.py", "test_multinode.py", "test_ray_job.py", "test_reliability.py",
+RAY_MODULES = {"test_autoscaling_cluster.py", "test_lean_train.py", "test_multinode.py", "test_no_leftovers.py", "test_ray_job.py", "test_reliability.py",
                "test_reproduce_sweep.py", "test_search_spaces_front.py", "test_sweep_e2e.py", "test_ui_browser.py"}
 
 
@@ -82,7 +82,7 @@ def ray_session():
     Path(tmp).mkdir(parents=True, exist_ok=True)
     if not ray.is_initialized():
         from raysweep.tune import warm_pool
-        from raysweep.tune.runner import local_ray_env
+        from raysweep.tune.ray_setup import local_ray_env
         from raysweep.tune.trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
 
         local_ray_env()

@@ -33,3 +33,22 @@ def pick_device(requested: str = "auto") -> torch.device:
 def synchronize(device: torch.device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class NoCudaDevice(RuntimeError):
+    """Ray gave this process a GPU, but torch sees none: the node's driver or image does not match."""
+
+
+def require_cuda(where: str) -> torch.device:
+    """The CUDA device a process that Ray gave a GPU must train on. Never a silent CPU fallback:
+    a trial that should use a GPU and trains on CPU instead looks fine and costs 10-50x the time.
+    ``where`` names the node for the one-line error."""
+    import os
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    raise NoCudaDevice(
+        f"Ray gave this trial a GPU on node {where} (CUDA_VISIBLE_DEVICES={visible if visible is not None else 'unset'}) "
+        f"but torch {torch.__version__} sees no CUDA device there (built for CUDA {torch.version.cuda or 'none'}): "
+        "a driver or image mismatch on that node")

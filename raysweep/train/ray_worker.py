@@ -77,6 +77,11 @@ def train_loop_per_worker(config):
     ctx = ray.train.get_context()
     torch.set_num_threads(max(1, int(config.get("cpus_per_worker", 1))))
     spec = config["spec"]
+    if config.get("use_gpu"):
+        from .dist import require_cuda
+
+        # before anything is built: Ray Train would otherwise hand back the CPU and train there
+        require_cuda(f"{ray.util.get_node_ip_address()} ({ray.get_runtime_context().get_node_id()})")
     device = ray.train.torch.get_device()
     resume = None
     ckpt = ray.train.get_checkpoint()

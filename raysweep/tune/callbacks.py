@@ -12,6 +12,7 @@ from ray.tune import Callback
 
 from ..methods import get_method
 from ..train.spec import flatten
+from .storage import as_uri
 
 # Tune's own bookkeeping fields; everything else numeric in a result is ours.
 _TUNE_KEYS = {
@@ -198,11 +199,12 @@ class MlflowTrialRecorder(Callback):
     """Records every trial in the sweep state and mirrors it to one MLflow child run per
     trial under the sweep's parent run, all from the driver (a single writer)."""
 
-    def __init__(self, sync: MlflowSync, state: SweepState, objectives, hypervolume=None):
+    def __init__(self, sync: MlflowSync, state: SweepState, objectives, hypervolume=None, storage_uri=None):
         self.sync = sync
         self.state = state
         self.objectives = objectives
         self.hypervolume = hypervolume  # a tracking.hypervolume.HypervolumeTracker, or None
+        self.storage_uri = storage_uri  # the sweep's Ray storage: checkpoint paths are made URIs against it
 
     def _completed(self, rec):
         if self.hypervolume is not None and self.hypervolume.on_complete(rec) is not None:
@@ -249,7 +251,7 @@ class MlflowTrialRecorder(Callback):
         rec["logged"] = [e for e in rec.get("logged", []) if e < epoch]  # a re-run epoch is logged again
         rec["metrics"] = metrics
         if result.get("checkpoint_path"):
-            rec["checkpoint_path"] = result["checkpoint_path"]
+            rec["checkpoint_path"] = as_uri(result["checkpoint_path"], self.storage_uri)
         if metrics.get("catastrophic_overfit", 0) > 0 and not rec.get("catastrophic_overfit"):
             rec["catastrophic_overfit"] = True
             self._tag(rec, catastrophic_overfit="true")
@@ -258,12 +260,15 @@ class MlflowTrialRecorder(Callback):
             if node and node != rec.get(key):
                 rec[key] = node
                 self._tag(rec, **{key: node})
+        pg = result.get("placement_group")
+        if pg and pg not in rec.setdefault("placement_groups", []):
+            rec["placement_groups"].append(pg)  # released by a resume if a killed driver left it
         self.sync.sync(rec)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         rec = self._record(trial)
         if trial.checkpoint is not None and not rec.get("checkpoint_path"):
-            rec["checkpoint_path"] = trial.checkpoint.path
+            rec["checkpoint_path"] = as_uri(trial.checkpoint.path, self.storage_uri)
         vals = [rec["metrics"].get(o.metric) for o in self.objectives]
         bad = any(v is None or not math.isfinite(v) for v in vals)
         planned = int(rec["spec"].get("train", {}).get("epochs", 0))
@@ -310,13 +315,17 @@ class MlflowTrialRecorder(Callback):
 def _error_line(trial) -> str:
     """The last line of the trial's exception (the useful part of a Ray traceback)."""
     msg = ""
-    try:
-        err = trial.get_error()
-        msg = str(err) if err is not None else ""
-    except Exception:  # older/newer Tune: fall back to the error file
-        path = getattr(trial, "error_file", None)
-        if path and os.path.isfile(path):
-            msg = Path(path).read_text()
+    # The driver's local copy first: the copy in the trial's storage (get_error) is written there only
+    # at Tune's next sync, after the error callbacks (an object store, or a staging directory apart).
+    path = getattr(trial, "error_file", None)
+    if path and os.path.isfile(path):
+        msg = Path(path).read_text()
+    if not msg:
+        try:
+            err = trial.get_error()
+            msg = str(err) if err is not None else ""
+        except Exception:  # noqa: BLE001 - not in storage (yet): say what we know
+            msg = ""
     lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
     # The innermost "package.ExceptionName: message" line is the cause; Ray wraps it in
     # "Training failed due to worker errors" / "[Rank 0 Error Snippet]" banners.
@@ -330,8 +339,9 @@ class ProgressPrinter(Callback):
     """A line per event and a heartbeat, instead of Ray's tables and log flood."""
 
     def __init__(self, recorder: MlflowTrialRecorder, total: int, objectives, printer=print, every_s: float = 20.0,
-                 eligible=None):
+                 eligible=None, watch=None):
         self.rec = recorder
+        self.watch = watch  # capacity.AutoscalerWatch on an autoscaling cluster
         self.eligible = eligible or (lambda rec: rec["status"] == "FINISHED")  # which trials the front may hold
         self.total = total
         self.objectives = objectives
@@ -380,6 +390,8 @@ class ProgressPrinter(Callback):
         self._line(f"trial {r.get('trial', '?')} failed, retrying from its last checkpoint")
 
     def on_step_end(self, iteration, trials, **info):
+        if self.watch is not None:
+            self.watch.poll()
         if time.time() - self.last >= self.every:
             self._line("running")
 

@@ -202,15 +202,9 @@ def release_placement_groups(hub) -> int:
     """After the sweep: remove any of its trials' placement groups still held. Tune kills a
     trial's actor when it stops the last trials at the end of an experiment; a controller that
     dies mid-shutdown leaves its placement group (and its CPUs/GPUs) reserved otherwise."""
-    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+    from .ray_setup import release_placement_groups as release
 
-    table = placement_group_table()
-    n = 0
-    for pg_id in ray.get(hub.placement_groups.remote()):
-        if table.get(pg_id, {}).get("state") in ("CREATED", "PENDING", "RESCHEDULING"):
-            remove_placement_group(PlacementGroup(ray.PlacementGroupID(bytes.fromhex(pg_id))))
-            n += 1
-    return n
+    return release(ray.get(hub.placement_groups.remote()))
 
 
 class StoppedByTune(RuntimeError):

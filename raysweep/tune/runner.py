@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from .._env import apply_quiet_env, ray_temp_dir
+from .._env import apply_quiet_env
 from ..config import SweepConfig
-from ..errors import UserError
 from ..evaluation.checkpoints import is_uri
 from ..tracking.pareto import front_rows, plot_front
 from ..tracking.report import format_table
 from ..tracking.store import SweepTracker, default_tracking_uri
+from .ray_setup import driver_identity, init_ray, plan_resources, release_leftovers
+from .storage import join as storage_join
 
 
 def _safe(errors: List[str], fn, *args, **kw):
@@ -42,8 +43,9 @@ def _storage_setting(cfg: SweepConfig) -> Optional[str]:
 def runs_root(setting: Optional[str], workdir: Path) -> Path:
     """The local directory that holds every experiment's sweeps for a storage setting (the YAML's
     ``storage_path``, ``$RAYSWEEP_STORAGE_PATH`` or ``--storage``): that path when it is local,
-    ``<workdir>/raysweep_runs`` otherwise. With a URI storage (s3://, gs://) only Ray's Tune/Train
-    state and the checkpoints go there, so every node of a cluster can reach them."""
+    ``<workdir>/raysweep_runs`` otherwise. With a URI storage (s3://, gs://) Ray's Tune/Train
+    state and the checkpoints go there, so every node of a cluster can reach them, and the sweep's
+    own files are copied there as it runs (``durable.py``)."""
     if setting and not is_uri(setting):
         base = Path(setting.replace("file://", "")).expanduser()
         return base if base.is_absolute() else workdir / base
@@ -51,74 +53,16 @@ def runs_root(setting: Optional[str], workdir: Path) -> Path:
 
 
 def experiment_dir(cfg: SweepConfig, workdir: Path) -> Path:
-    """Where the sweep's own state lives (Optuna study, state.json, Pareto files): always a
-    local directory of the driver."""
+    """Where the sweep's own state is written (Optuna study, state.json, Pareto files): always a
+    local directory of the driver (copied to an object-store storage as the sweep runs)."""
     return runs_root(_storage_setting(cfg), workdir) / cfg.name
 
 
 def ray_storage(cfg: SweepConfig, sweep_dir: Path) -> str:
     setting = _storage_setting(cfg)
     if is_uri(setting):
-        return f"{setting.rstrip('/')}/{cfg.name}/{sweep_dir.name}"
+        return storage_join(setting, cfg.name, sweep_dir.name)
     return str(sweep_dir)
-
-
-def local_ray_env() -> None:
-    """Ray Train settings for raysweep's embedded local Ray, set before it starts (its processes inherit them)."""
-    # A local single-node Ray cannot be pre-empted: skip Ray Train's per-trial preemption
-    # watcher and state reconciliation actors (a process each, ~200 MB; set them to 1 to keep them).
-    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
-    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION", "0")
-    # On a busy machine a trial's worker may wait for a CPU (a test-set evaluation, another
-    # sweep): waiting is right, failing the trial after Ray Train's default 60 s is not.
-    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "1800")
-
-
-def init_ray(workdir: Path):
-    import ray
-
-    from . import warm_pool
-
-    warm_pool.mode()  # a bad RAYSWEEP_WARM_POOL fails here, before anything is written
-    if ray.is_initialized():
-        return
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
-        return
-    local_ray_env()
-    tmp = ray_temp_dir(workdir)
-    Path(tmp).mkdir(parents=True, exist_ok=True)
-    from .trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
-
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
-             configure_logging=True, resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY},
-             _system_config=warm_pool.system_config())
-
-
-def _resolve_gpu(cfg: SweepConfig) -> bool:
-    import ray
-
-    gpus = ray.cluster_resources().get("GPU", 0)
-    if cfg.resources.use_gpu == "auto":
-        return gpus > 0
-    if cfg.resources.use_gpu and gpus <= 0:
-        raise UserError(f"{cfg.file}: resources.use_gpu: true, but the Ray cluster has no GPU (use auto or false)")
-    return bool(cfg.resources.use_gpu)
-
-
-def _check_fits(cfg: SweepConfig, use_gpu: bool):
-    import ray
-
-    res = ray.cluster_resources()
-    r = cfg.resources
-    need_cpu = r.num_workers * r.cpus_per_worker
-    if need_cpu > res.get("CPU", 0) + 1e-9:
-        raise UserError(f"{cfg.file}: resources: one trial needs {need_cpu:g} CPUs "
-                        f"({r.num_workers} workers x {r.cpus_per_worker:g}) but the Ray cluster has {res.get('CPU', 0):g}")
-    if use_gpu and r.num_workers * r.gpus_per_worker > res.get("GPU", 0) + 1e-9:
-        raise UserError(f"{cfg.file}: resources: one trial needs {r.num_workers * r.gpus_per_worker:g} GPUs "
-                        f"but the Ray cluster has {res.get('GPU', 0):g}")
 
 
 def absolute_input_paths(cfg: SweepConfig, workdir: Path):
@@ -160,9 +104,20 @@ def new_sweep_id() -> str:
     return time.strftime("sweep-%Y%m%d-%H%M%S")
 
 
-def latest_sweep_dir(exp_dir: Path) -> Optional[Path]:
+def latest_sweep_dir(exp_dir: Path, setting: Optional[str] = None) -> Optional[Path]:
+    """The newest sweep of an experiment with a ``state.json``. With an object-store ``setting``
+    and no local copy (a new head), the newest copy there is fetched into ``exp_dir`` first."""
     cands = sorted(p for p in exp_dir.glob("sweep-*") if (p / "state.json").is_file())
-    return cands[-1] if cands else None
+    if cands:
+        return cands[-1]
+    if is_uri(setting):
+        from .durable import fetch, latest_remote_sweep, remote_dir
+
+        exp_uri = storage_join(setting, exp_dir.name)
+        name = latest_remote_sweep(exp_uri)
+        if name and fetch(remote_dir(storage_join(exp_uri, name)), exp_dir / name):
+            return exp_dir / name
+    return None
 
 
 def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: Optional[Path] = None,
@@ -182,8 +137,8 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
 
     check_against_data(cfg)
     init_ray(workdir)
-    use_gpu = _resolve_gpu(cfg)
-    _check_fits(cfg, use_gpu)
+    plan = plan_resources(cfg)
+    use_gpu, max_concurrent = plan.use_gpu, plan.max_concurrent
     exp_dir = experiment_dir(cfg, workdir)
     sweep_dir = Path(resume_dir).absolute() if resume_dir else (exp_dir / new_sweep_id())
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -223,7 +178,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         _safe(errors, tracker.log_artifact, parent_id, cfg_copy)
         _safe(errors, tracker.log_params, parent_id, {
             "sweep.sampler": cfg.sweep.sampler, "sweep.num_samples": cfg.sweep.num_samples, "sweep.seed": cfg.sweep.seed,
-            "sweep.max_concurrent": cfg.sweep.max_concurrent,
+            "sweep.max_concurrent": f"auto ({max_concurrent})" if cfg.sweep.max_concurrent == "auto" else max_concurrent,
             "objectives": ",".join(f"{o.metric}:{o.mode}" for o in cfg.objectives),
             "search_space": "; ".join(cfg.describe_space())})
 
@@ -234,6 +189,12 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         printer(f"raysweep: {note}", flush=True)
         _safe(errors, tracker.set_tags, parent_id, {"raysweep.study_rebuilt": note[:4000]})
     interrupted = state.unfinished()
+    left = release_leftovers(state.data.get("drivers", []),
+                             [pg for r in state.trials.values() for pg in r.get("placement_groups", [])])
+    state.data.setdefault("drivers", []).append(driver_identity())
+    state.save()
+    if left:
+        printer(f"raysweep: released {left} placement group(s) an earlier driver of this sweep left reserved", flush=True)
     resume_points = [(r["trial"], r["sampled"]) for r in sorted(interrupted, key=lambda r: r["trial"])]
     _fail_orphaned_trials(study, keep={n for n, _ in resume_points})
     ended = sum(1 for r in state.trials.values() if r["status"] in ("FINISHED", "FAILED"))
@@ -248,36 +209,43 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
                             excluded=cfg.infeasible)
     if not hv.enabled:
         printer(f"raysweep: {len(cfg.objectives)} objectives: no hypervolume curve (it is computed for two)", flush=True)
-    recorder = MlflowTrialRecorder(sync, state, cfg.objectives, hypervolume=hv if hv.enabled else None)
+    recorder = MlflowTrialRecorder(sync, state, cfg.objectives, hypervolume=hv if hv.enabled else None,
+                                   storage_uri=ray_storage(cfg, sweep_dir))
     from ..tracking.hypervolume import front_eligible
 
     objs = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
+    from .capacity import AutoscalerWatch
+
     progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer,
-                               eligible=lambda rec: front_eligible(rec, objs, cfg.sweep.front_includes_flagged, cfg.infeasible))
+                               eligible=lambda rec: front_eligible(rec, objs, cfg.sweep.front_includes_flagged, cfg.infeasible),
+                               watch=AutoscalerWatch(plan.shape, printer) if plan.capacity.autoscaling else None)
     eager = None
     if cfg.final_eval.enabled and cfg.final_eval.members == "all":
         eager = eager_evaluation(cfg, state.trials, to_run, use_gpu, printer)
     storage = ray_storage(cfg, sweep_dir)
     from .trainable import uses_inprocess
-
-    if is_uri(storage) and uses_inprocess(cfg.resources, use_gpu):
-        raise UserError(f"{cfg.file}: resources.executor: the in-process executor keeps checkpoints on local disk; "
-                        f"with storage {storage} use executor: train")
     from .lean_train import lean_enabled, start_hub
 
     lean = lean_enabled()
-    trial_fn = make_trial_fn(f"{storage}/train", cfg.resources, use_gpu, lean=lean)
+    trial_fn = make_trial_fn(storage_join(storage, "train"), cfg.resources, use_gpu, lean=lean)
+    mirror = None
+    if is_uri(storage):  # the sweep's own files go beside Ray's, so the sweep outlives this disk
+        from .durable import SweepMirror, mirror_callback, remote_dir
+
+        mirror = SweepMirror(sweep_dir, remote_dir(storage))
+        mirror.push(force=True)
     hub = warm = None  # held until the sweep ends: a named actor goes away with its last handle
     if lean and not uses_inprocess(cfg.resources, use_gpu):
         hub = start_hub()  # carries reports from each trial's Ray Train controller to its Tune trial
         from . import warm_pool
 
         # Ray Train trials find their controller and worker processes already started
-        warm = warm_pool.start(hub, to_run, cfg.sweep.max_concurrent, printer)
+        warm = warm_pool.start(hub, to_run, max_concurrent, printer)
 
     state.start_clock()
     printer(f"raysweep: sweep {cfg.name!r} ({sweep_dir.name}): {cfg.sweep.num_samples} trials, "
-            f"{cfg.sweep.max_concurrent} at a time, sampler {cfg.sweep.sampler}, methods {', '.join(cfg.methods)}"
+            f"{max_concurrent} at a time{' (auto)' if cfg.sweep.max_concurrent == 'auto' else ''}, "
+            f"sampler {cfg.sweep.sampler}, methods {', '.join(cfg.methods)}"
             + (f"; resuming: {ended} ended, {len(interrupted)} interrupted (restart from their last checkpoint)"
                if resume_dir else ""), flush=True)
     printer(f"raysweep: MLflow {tracking_uri} experiment {experiment!r}, parent run {parent_id}", flush=True)
@@ -286,21 +254,22 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
             tune.with_resources(trial_fn, trial_resources(cfg.resources, use_gpu)),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run,
                                         scheduler=make_scheduler(cfg, state.trials),
-                                        max_concurrent_trials=cfg.sweep.max_concurrent,
+                                        max_concurrent_trials=max_concurrent,
                                         # Ray's stock trainer path cannot hand back a trial that
                                         # Tune stopped early: its actor is not reused then.
                                         reuse_actors=lean or uses_inprocess(cfg.resources, use_gpu)
                                         or cfg.sweep.early_stopping is None),
-            run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=f"{storage}/tune",
-                                      callbacks=[recorder, progress] + [c for c in (eager, warm, tensorboard_logger()) if c],
+            run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=storage_join(storage, "tune"),
+                                      callbacks=[recorder, progress] + [c for c in (eager, warm, tensorboard_logger()) if c]
+                                      + ([mirror_callback(mirror)] if mirror else []),
                                       verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
         tuner.fit()
     if hub is not None:
-        from .lean_train import release_placement_groups
+        from .lean_train import release_placement_groups as release_hub_groups
 
-        release_placement_groups(hub)
+        release_hub_groups(hub)
     del hub
     sweep_wall = state.stop_clock()
 
@@ -330,6 +299,12 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
                                                    "trials_failed": summary["failed"], "front_size": len(summary["front"])}, 0)
     _safe(errors, tracker.end_run, parent_id, "FINISHED")
     summary["mlflow_fallback"] = _flush_or_fallback(cfg, sync, sweep_dir, errors, printer, workdir)
+    if mirror is not None:
+        mirror.close()
+        summary["storage_copy"] = mirror.remote
+        if mirror.errors:
+            printer(f"raysweep: warning: copying the sweep's files to {mirror.remote} failed "
+                    f"{len(mirror.errors)} time(s) ({mirror.errors[-1]}); they are complete in {sweep_dir}", flush=True)
     summary["mlflow_failed_calls"] = len(sync.errors) + len(errors)  # retried or written to the fallback
     return summary
 
@@ -488,6 +463,10 @@ def eval_task(use_gpu: bool):
         from ..train.ray_worker import load_state
 
         torch.set_num_threads(1)
+        if use_gpu:  # never a silent CPU fallback (see trainable.trial_device)
+            from .trainable import trial_device
+
+            trial_device(True)
         with Checkpoint(path=ckpt_path).as_directory() as d:  # local dir, or downloaded from s3:// etc.
             state = load_state(d)
         st = (state["seeds"] if "seeds" in state else [state])[seed_index]

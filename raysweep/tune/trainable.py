@@ -7,15 +7,19 @@ The ``inprocess`` executor runs the same loop inside the Tune trial process inst
 skips Ray Train's per-trial start-up for single-worker trials.
 """
 
+import io
 import os
 import time
 
 import torch
 from ray import tune
 
+from ..evaluation.checkpoints import is_uri
 from ..methods import get_method, list_methods
 from ..train.loop import Reporter, run_trial
-from ..train.ray_worker import CKPT_FILE, load_state, train_loop_per_worker
+from ..train.ray_worker import CKPT_FILE, train_loop_per_worker
+from . import storage
+from .capacity import TrialShape
 from .lean_train import fit_streaming
 
 
@@ -23,25 +27,49 @@ def _partial_network_methods():
     return [m for m in list_methods() if getattr(get_method(m), "partial_network", False)]
 
 
+def node_label() -> str:
+    """This process's node, for error lines: its IP and Ray node id."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    return f"{ray.util.get_node_ip_address()} ({ctx.get_node_id()})"
+
+
+def trial_device(use_gpu: bool) -> str:
+    """The device of a trial process: CUDA when Ray gave it a GPU (and an error where torch sees
+    none), else the CPU."""
+    if not use_gpu:
+        return "cpu"
+    from ..train.dist import require_cuda
+
+    return str(require_cuda(node_label()))
+
+
 class InProcessReporter(Reporter):
     """Single-process trials keep their last checkpoint in the sweep's storage themselves
-    (``<storage>/<train_run_name>/state.pt``, replaced atomically), so a resumed sweep finds
-    it the same way a Ray Train run finds its own."""
+    (``<storage>/<train_run_name>/state.pt``, replaced whole: a local file by rename, an object in
+    an object store by its single PUT), so a resumed sweep, or a retry on another node, finds it
+    the same way a Ray Train run finds its own."""
 
-    def __init__(self, ckpt_dir: str):
-        self.ckpt_dir = ckpt_dir
-        os.makedirs(ckpt_dir, exist_ok=True)
+    def __init__(self, ckpt_dir: str, node_id: str, send=None):
+        self.ckpt_dir, self.node_id = ckpt_dir, node_id
+        self.send = send or tune.report
+        if not is_uri(ckpt_dir):
+            os.makedirs(ckpt_dir, exist_ok=True)
 
     def report(self, metrics, state):
-        import ray
-
-        metrics = dict(metrics, node_id=ray.get_runtime_context().get_node_id())
+        metrics = dict(metrics, node_id=self.node_id)
         if state is not None:
-            tmp = os.path.join(self.ckpt_dir, CKPT_FILE + ".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, os.path.join(self.ckpt_dir, CKPT_FILE))
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            storage.write_bytes(storage.join(self.ckpt_dir, CKPT_FILE), buf.getvalue())
             metrics = dict(metrics, checkpoint_path=self.ckpt_dir)
-        tune.report(metrics)
+        self.send(metrics)
+
+    def last_state(self):
+        data = storage.read_bytes(storage.join(self.ckpt_dir, CKPT_FILE))
+        # weights_only: a checkpoint is data, never code
+        return None if data is None else torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def make_trial_fn(storage_path: str, resources, use_gpu: bool, lean: bool = True):
@@ -50,11 +78,12 @@ def make_trial_fn(storage_path: str, resources, use_gpu: bool, lean: bool = True
         spec = config["spec"]
         run_name = config.get("train_run_name") or f"train-{tune.get_context().get_trial_id()}"
         if uses_inprocess(resources, use_gpu):
+            device = trial_device(use_gpu)  # before anything is built: a GPU node without CUDA fails at once
             torch.set_num_threads(max(1, int(resources.cpus_per_worker)))
-            ckpt_dir = os.path.join(storage_path, run_name)
-            resume = load_state(ckpt_dir) if os.path.isfile(os.path.join(ckpt_dir, CKPT_FILE)) else None
-            run_trial(spec, InProcessReporter(ckpt_dir), resume_state=resume, launched_at=launched_at,
-                      device="cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+            import ray
+
+            reporter = InProcessReporter(storage.join(storage_path, run_name), ray.get_runtime_context().get_node_id())
+            run_trial(spec, reporter, resume_state=reporter.last_state(), launched_at=launched_at, device=device)
             return
         import ray.train
 
@@ -63,7 +92,7 @@ def make_trial_fn(storage_path: str, resources, use_gpu: bool, lean: bool = True
             per_worker["GPU"] = resources.gpus_per_worker
         trainer_kwargs = dict(
             train_loop_per_worker=train_loop_per_worker,
-            train_loop_config={"spec": spec, "cpus_per_worker": resources.cpus_per_worker,
+            train_loop_config={"spec": spec, "cpus_per_worker": resources.cpus_per_worker, "use_gpu": use_gpu,
                                "partial_network_methods": _partial_network_methods(), "launched_at": launched_at},
             scaling_config=ray.train.ScalingConfig(num_workers=resources.num_workers, use_gpu=use_gpu,
                                                    resources_per_worker=per_worker,
@@ -86,6 +115,15 @@ def uses_inprocess(resources, use_gpu: bool) -> bool:
 # local Ray has plenty of it; on a cluster the head can offer it too (cluster.yaml does).
 TRIAL_DRIVER = "raysweep_trial_driver"
 TRIAL_DRIVER_CAPACITY = 10_000
+
+
+def trial_shape(resources, use_gpu: bool) -> TrialShape:
+    """What one trial asks the cluster for, as Ray places it: a bundle per training worker
+    (a Ray Train run's placement group) or one for an in-process trial."""
+    bundle = {"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker if use_gpu else 0}
+    if uses_inprocess(resources, use_gpu):
+        return TrialShape.of([bundle])
+    return TrialShape.of([bundle] * resources.num_workers, resources.placement)
 
 
 def trial_resources(resources, use_gpu: bool):
