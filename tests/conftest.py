@@ -77,6 +77,7 @@ def ray_session():
     import ray
 
     from raysweep._env import ray_temp_dir
+    from raysweep.tune.ray_setup import session_processes, shutdown_local_ray
 
     tmp = ray_temp_dir(REPO)
     Path(tmp).mkdir(parents=True, exist_ok=True)
@@ -89,8 +90,9 @@ def ray_session():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
                  resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY},
                  _system_config=warm_pool.system_config())  # as raysweep's own local Ray
+    pids = session_processes()
     yield ray
-    ray.shutdown()
+    shutdown_local_ray(pids)  # with any of its workers that outlived its raylet
 
 
 def free_port() -> int:

@@ -133,6 +133,7 @@ def test_sweep_job_autoscales_from_zero_survives_a_lost_node_and_driver_with_sta
     logs = _job(cluster, env, "as-cpu", "logs")
     assert "4 trials, 2 at a time (auto)" in logs, logs[-3000:]
     assert re.search(r"waiting for the autoscaler: (1 trial needs|2 trials need) \{CPU: 1\}", logs), logs[-3000:]
+    assert re.search(r"the autoscaler's nodes are up \(\d+ s\)", logs), logs[-3000:]
 
     # 3. the driver is killed once a finished trial is in the S3 copy of the sweep's state
     copy_key = None

@@ -101,4 +101,8 @@ def test_a_store_that_refuses_delays_the_copy_and_never_stops_the_sweep(s3, tmp_
     assert m.push(force=True) == 0 and len(m.errors) == 2  # tried again next time
     assert not m.healthy()  # trial starts now ask the mirror's thread instead of waiting on the store
     m.request(force=True)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(durable.MirrorToStorage(m)))  # Tune pickles its callbacks, thread and all
+    assert copy is not None
     assert m.close() == 0 and len(m.errors) >= 3

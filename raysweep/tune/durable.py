@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from ray.tune import Callback
+
 from . import storage
 
 MIRRORED = ("state.json", "optuna.db", "sweep.yaml", "sweep-resumed-*.yaml", "pareto.csv", "pareto.png",
@@ -55,6 +57,14 @@ class SweepMirror:
         self.last_error = -float("inf")
 
     RETRY_AFTER_S = 60.0
+
+    def __getstate__(self):
+        # Tune pickles its callbacks with its experiment state: the thread and its locks stay here
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_wake", "_thread")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock, self._wake, self._thread = threading.Lock(), threading.Event(), None
 
     def healthy(self) -> bool:
         """No copy failed in the last ``RETRY_AFTER_S`` seconds."""
@@ -156,29 +166,28 @@ def latest_remote_sweep(experiment_uri: str) -> Optional[str]:
     return None
 
 
-def mirror_callback(mirror: SweepMirror):
-    """A Tune callback that pushes when a trial starts or ends and, throttled, while trials report. It
-    must come after the callback that records trials (the recorder), so each push holds the event."""
-    from ray.tune import Callback
+class MirrorToStorage(Callback):
+    """A Tune callback that copies when a trial starts or ends and, throttled, while trials report. It
+    must come after the callback that records trials (the recorder), so each copy holds the event."""
 
-    class MirrorToStorage(Callback):
-        def on_trial_start(self, iteration, trials, trial, **info):
-            # on this thread, before Tune goes on: the copy holds the trial's Optuna number and MLflow run
-            # before the trial can report, so a head lost now never leaves a run the copy does not know
-            # (unless the store was failing: then on the mirror's thread, not to stall the sweep)
-            if mirror.healthy():
-                mirror.push(force=True)
-            else:
-                mirror.request(force=True)
+    def __init__(self, mirror: SweepMirror):
+        self.mirror = mirror
 
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            mirror.request(force=True)
+    def on_trial_start(self, iteration, trials, trial, **info):
+        # on this thread, before Tune goes on: the copy holds the trial's Optuna number and MLflow run
+        # before the trial can report, so a head lost now never leaves a run the copy does not know
+        # (unless the store was failing: then on the mirror's thread, not to stall the sweep)
+        if self.mirror.healthy():
+            self.mirror.push(force=True)
+        else:
+            self.mirror.request(force=True)
 
-        def on_trial_error(self, iteration, trials, trial, **info):
-            mirror.request(force=True)
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.mirror.request(force=True)
 
-        def on_step_end(self, iteration, trials, **info):
-            mirror.request()
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.mirror.request(force=True)
 
-    return MirrorToStorage()
+    def on_step_end(self, iteration, trials, **info):
+        self.mirror.request()
 

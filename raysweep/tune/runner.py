@@ -230,7 +230,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     trial_fn = make_trial_fn(storage_join(storage, "train"), cfg.resources, use_gpu, lean=lean)
     mirror = None
     if is_uri(storage):  # the sweep's own files go beside Ray's, so the sweep outlives this disk
-        from .durable import SweepMirror, mirror_callback, remote_dir
+        from .durable import MirrorToStorage, SweepMirror, remote_dir
 
         mirror = SweepMirror(sweep_dir, remote_dir(storage))
         mirror.push(force=True)
@@ -261,7 +261,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
                                         or cfg.sweep.early_stopping is None),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=storage_join(storage, "tune"),
                                       callbacks=[recorder, progress] + [c for c in (eager, warm, tensorboard_logger()) if c]
-                                      + ([mirror_callback(mirror)] if mirror else []),
+                                      + ([MirrorToStorage(mirror)] if mirror else []),
                                       verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
