@@ -82,14 +82,12 @@ def ray_session():
     tmp = ray_temp_dir(REPO)
     Path(tmp).mkdir(parents=True, exist_ok=True)
     if not ray.is_initialized():
-        from raysweep.tune import warm_pool
         from raysweep.tune.ray_setup import local_ray_env
         from raysweep.tune.trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
 
         local_ray_env()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
-                 resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY},
-                 _system_config=warm_pool.system_config())  # as raysweep's own local Ray
+                 resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY})  # as raysweep's own local Ray
     pids = session_processes()
     yield ray
     shutdown_local_ray(pids)  # with any of its workers that outlived its raylet

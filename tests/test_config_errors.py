@@ -245,16 +245,3 @@ def test_a_closed_output_pipe_is_not_a_traceback(tmp_path):
     finally:
         os.close(w)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-
-
-def test_bad_warm_pool_setting_is_one_line_error_before_anything_is_written(tmp_path, monkeypatch):
-    p = tmp_path / "t.yaml"
-    p.write_text(TINY_YAML.format(name="t", n=2))
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.setenv("RAYSWEEP_WARM_POOL", "warm")
-    r = run_cli(["sweep", str(p)], cwd=work, timeout=120)
-    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-    assert r.returncode == 2 and len(lines) == 1, r.stderr
-    assert "RAYSWEEP_WARM_POOL='warm'" in lines[0] and "off, prestart, preload" in lines[0], lines[0]
-    assert os.listdir(work) == []

@@ -53,7 +53,7 @@ def test_early_stopping_stops_ray_train_trials_and_their_workers(ray_session, tm
         assert [h.step for h in client.get_metric_history(k.info.run_id, "val_robust_acc")] == list(range(1, n + 1))
         startup = client.get_metric_history(k.info.run_id, "startup_s")
         assert len(startup) == 1 and 0 < startup[0].value < 120
-        # where it went (a prestarted worker process spent nothing before the launch)
+        # where it went
         m = k.data.metrics
         phases = [m[p] for p in ("startup_before_process_s", "startup_process_s", "startup_build_s", "startup_first_step_s")]
         assert sum(phases) == pytest.approx(startup[0].value, abs=1e-3) and min(phases) >= 0
@@ -97,69 +97,3 @@ final_eval: {{enabled: false}}
     assert summary["finished"] == 2 and summary["failed"] == 0, [r.get("error") for r in summary["rows"]]
     assert len(list((tmp_path / "meeting").glob("arrived-*"))) == 2
     assert _wait_all_cpus_free(ray_session), ray_session.available_resources()
-
-
-def test_ray_train_trials_start_on_warm_worker_processes(ray_session, tmp_path, monkeypatch):
-    """The Ray Train trials after the first two (two at a time) find their worker process already
-    started (the warm pool, raysweep/tune/warm_pool.py): it is older than their launch.
-
-    The method's first step waits until the hub has prestarted the six processes the first two
-    trials asked for, so the check does not race the prestart sequence against the trials' length
-    (CI's first failure: one-epoch trials ended before the processes were up)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("RAYSWEEP_WARM_POOL", "prestart")  # off by default (bench/results/warm_pool_2026-12-03.md)
-    f = tmp_path / "warm.yaml"
-    f.write_text("""
-name: warm
-imports: [prestart_wait_methods]
-method: prestart_wait
-dataset: {name: synthetic, val_size: 64, train_size: 256}
-model: {name: small_cnn, width: 4}
-threat: {norm: linf, eps: 0.1}
-train: {epochs: 1, batch_size: 64, lr: 0.01, optimizer: adam, weight_decay: 0.0}
-eval: {val_pgd_steps: 1}
-search: {lr: {float: [0.001, 0.01], log: true}}
-params: {count: 6, timeout_s: 90}
-sweep: {num_samples: 4, max_concurrent: 2, sampler: random, seed: 0, max_failures: 0}
-resources: {num_workers: 1, cpus_per_worker: 1, executor: train}
-final_eval: {enabled: false}
-""")
-    cfg = load_config(f)
-    lines = []
-    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: lines.append(" ".join(map(str, a))))
-    assert summary["finished"] == 4
-    assert not [ln for ln in lines if "warm worker pool off" in ln]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    kids = client.search_runs([client.get_experiment_by_name("warm").experiment_id],
-                              filter_string="tags.`raysweep.kind` = 'trial'")
-    assert len(kids) == 4
-    before = {int(k.data.tags["optuna_trial"]): k.data.metrics["startup_before_process_s"] for k in kids}
-    assert before[2] == 0.0 and before[3] == 0.0, before  # the process was there first
-    assert before[0] > 0 and before[1] > 0, before  # cold: nothing prestarted with the first launches
-
-
-def test_warm_pool_hands_one_ticket_per_later_launch_and_stops_if_never_warm(ray_session):
-    """The driver side of the warm pool (raysweep/tune/warm_pool.py) with the sweep's real hub actor:
-    a ticket for each launch that has a launch two places after it (two at a time), and none after
-    three launches that could have been warm and were not (Ray asked for other processes)."""
-    from types import SimpleNamespace
-
-    from raysweep.tune.lean_train import start_hub
-    from raysweep.tune.warm_pool import WarmPoolCallback, raylet_address
-
-    hub = start_hub()
-    lines = []
-    cb = WarmPoolCallback(hub, to_launch=6, ahead=2, printer=lambda *a, **k: lines.append(a[0]))
-    tickets = [ray_session.get(hub.prestart_ticket.remote()) for _ in range(5)]
-    assert tickets == [True] * 4 + [False]  # launches 1-4 warm up 3-6
-    ray_session.get(hub.set_prestart.remote(raylet_address(), 4))
-    trials = [SimpleNamespace(trial_id=f"t{i}") for i in range(6)]
-    for t in trials:
-        cb.on_trial_start(0, [], t)
-    for t in trials[:2]:  # the first two launches start cold by design: they say nothing
-        cb.on_trial_result(0, [], t, {"startup_before_process_s": 5.0})
-    assert cb.active and not lines
-    for t in trials[2:5]:
-        cb.on_trial_result(0, [], t, {"startup_before_process_s": 4.0})
-    assert not cb.active and len(lines) == 1 and "warm worker pool off" in lines[0]
-    assert ray_session.get(hub.prestart_ticket.remote()) is False

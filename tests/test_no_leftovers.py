@@ -61,7 +61,8 @@ def test_no_process_of_the_sweeps_ray_outlives_it(tmp_path, executor):
 
     th = threading.Thread(target=watch, daemon=True)
     th.start()
-    r = subprocess.run([sys.executable, "-m", "raysweep.cli", "sweep", str(y)], cwd=tmp_path, env=env,
+    # two trials: the second, dominated at the first rung, is stopped there
+    r = subprocess.run([sys.executable, "-m", "raysweep.cli", "sweep", str(y), "--set", "sweep.num_samples=2"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=600)
     done.set()
     th.join()

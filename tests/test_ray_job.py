@@ -1,4 +1,4 @@
-"""The cluster path as README and cluster.yaml give it: a Ray head started as the head command starts
+"""A sweep as a Ray job with an uploaded working directory (docs/cluster.md): a Ray head started as the head command starts
 it (`ray start --head --block`, dashboard and job API on 127.0.0.1), a real `mlflow server`, and
 sweeps submitted with `ray job submit --working-dir`. The sweep joins that cluster (not a new local
 Ray), logs to the server, and keeps its state in a durable place ($RAYSWEEP_HOME) rather than in the
@@ -104,8 +104,8 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
     home = tmp_path / "raysweep-home"
     work = tmp_path / "job-src"
     work.mkdir()
-    # long enough trials (~10 s each) that the driver can be killed between the first and the last
-    (work / "job-b.yaml").write_text(TINY_YAML.format(name="job-b", n=3).replace("epochs: 2", "epochs: 20"))
+    # long enough trials (~5 s each) that the driver can be killed between the first and the last
+    (work / "job-b.yaml").write_text(TINY_YAML.format(name="job-b", n=3).replace("epochs: 2", "epochs: 10"))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     env.pop("RAY_ADDRESS", None)
     server = MlflowServer(tmp_path / "mlflow").start()

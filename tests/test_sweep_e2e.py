@@ -92,7 +92,9 @@ def test_resources_that_cannot_fit_are_an_error_not_a_hang(ray_session, tiny_yam
     monkeypatch.chdir(tmp_path)
     cpus = int(ray_session.cluster_resources()["CPU"])
     cfg = load_config(tiny_yaml("toolarge"), [f"resources.num_workers={cpus + 1}"])
-    with pytest.raises(UserError, match=r"resources: one trial needs \d+ CPUs"):
+    with pytest.raises(UserError, match=rf"resources: one trial needs {{CPU: {cpus + 1}}} \({cpus + 1} worker\(s\), "
+                                        r"placement pack\) but no node of the Ray cluster can hold it and the cluster "
+                                        r"has no autoscaler that could add one; nodes up: \{CPU: \d+"):
         run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
     assert not (tmp_path / "raysweep_runs").exists() and not (tmp_path / "mlflow.db").exists()
 

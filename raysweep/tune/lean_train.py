@@ -140,9 +140,6 @@ class ReportHub:
         self._queues: Dict[str, asyncio.Queue] = {}
         self._stopped = set()
         self._placement_groups = set()
-        self._prestart_at: Optional[str] = None  # the raylet to ask for warm processes (warm_pool.py)
-        self._tickets = 0
-        self._prestarted = 0
 
     def _q(self, key: str) -> asyncio.Queue:
         return self._queues.setdefault(key, asyncio.Queue())
@@ -164,31 +161,6 @@ class ReportHub:
             return await asyncio.wait_for(self._q(key).get(), timeout) if timeout > 0 else self._q(key).get_nowait()
         except (asyncio.TimeoutError, asyncio.QueueEmpty):
             return None
-
-    async def set_prestart(self, address: Optional[str], tickets: int) -> None:
-        self._prestart_at, self._tickets = address, tickets
-
-    async def prestart_ticket(self) -> bool:
-        """One per launch that has a later launch to warm up for (``warm_pool.WarmPoolCallback``);
-        the hub itself asks the raylet, so a ticket is only a yes."""
-        if self._prestart_at is None or self._tickets <= 0:
-            return False
-        self._tickets -= 1
-        return True
-
-    async def prestart(self, serialized_runtime_env: str, job_id: str, n: int) -> None:
-        """Warm up ``n`` processes for a later trial (its rank 0 sends its runtime environment)."""
-        from .warm_pool import prestart_soon
-
-        if self._prestart_at is not None:
-            prestart_soon(self._prestart_at, serialized_runtime_env, job_id, n, on_each=self._count_prestarted)
-
-    def _count_prestarted(self) -> None:
-        self._prestarted += 1
-
-    async def prestarted(self) -> int:
-        """Processes prestarted so far (the raylet started them)."""
-        return self._prestarted
 
     async def placement_groups(self) -> List[str]:
         return sorted(self._placement_groups)
@@ -252,12 +224,6 @@ def fit_streaming(trainer_kwargs: Dict[str, Any], key: str, report, lean: bool =
         return
     hub = ray.get_actor(HUB_NAME)
     run_config.callbacks = list(run_config.callbacks or []) + [HubReportCallback(hub, key)]
-    from .warm_pool import prestarting, ticket_config
-
-    prestart = ticket_config(ray.get(hub.prestart_ticket.remote()), trainer_kwargs["scaling_config"].num_workers)
-    if prestart:  # this run's rank 0 warms up the processes of a later trial
-        trainer_kwargs = dict(trainer_kwargs, train_loop_per_worker=prestarting, train_loop_config=dict(
-            trainer_kwargs["train_loop_config"], prestart=prestart, loop=trainer_kwargs["train_loop_per_worker"]))
     trainer = make_trainer(**trainer_kwargs)
     done, stopped = threading.Event(), threading.Event()
     failed: List[BaseException] = []

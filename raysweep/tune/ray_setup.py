@@ -34,9 +34,6 @@ def init_ray(workdir: Path) -> None:
     process of its session, when this process exits)."""
     import ray
 
-    from . import warm_pool
-
-    warm_pool.mode()  # a bad RAYSWEEP_WARM_POOL fails here, before anything is written
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
@@ -49,8 +46,7 @@ def init_ray(workdir: Path) -> None:
     from .trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
 
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
-             configure_logging=True, resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY},
-             _system_config=warm_pool.system_config())
+             configure_logging=True, resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY})
     atexit.register(shutdown_local_ray, session_processes())
 
 

@@ -234,13 +234,9 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
 
         mirror = SweepMirror(sweep_dir, remote_dir(storage))
         mirror.push(force=True)
-    hub = warm = None  # held until the sweep ends: a named actor goes away with its last handle
+    hub = None  # held until the sweep ends: a named actor goes away with its last handle
     if lean and not uses_inprocess(cfg.resources, use_gpu):
         hub = start_hub()  # carries reports from each trial's Ray Train controller to its Tune trial
-        from . import warm_pool
-
-        # Ray Train trials find their controller and worker processes already started
-        warm = warm_pool.start(hub, to_run, max_concurrent, printer)
 
     state.start_clock()
     printer(f"raysweep: sweep {cfg.name!r} ({sweep_dir.name}): {cfg.sweep.num_samples} trials, "
@@ -260,7 +256,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
                                         reuse_actors=lean or uses_inprocess(cfg.resources, use_gpu)
                                         or cfg.sweep.early_stopping is None),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=storage_join(storage, "tune"),
-                                      callbacks=[recorder, progress] + [c for c in (eager, warm, tensorboard_logger()) if c]
+                                      callbacks=[recorder, progress] + [c for c in (eager, tensorboard_logger()) if c]
                                       + ([MirrorToStorage(mirror)] if mirror else []),
                                       verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
