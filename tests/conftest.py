@@ -83,7 +83,7 @@ def ray_session():
     Path(tmp).mkdir(parents=True, exist_ok=True)
     if not ray.is_initialized():
         from raysweep.tune.ray_setup import local_ray_env
-        from raysweep.tune.trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
+        from raysweep.tune.placement import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
 
         local_ray_env()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,

@@ -72,7 +72,7 @@ def test_two_ray_train_trials_train_at_the_same_time_on_two_cpus(ray_session, tm
     """'2 at a time' on a 2-CPU Ray: each trial's worker takes one CPU and its driver takes none
     (a custom resource), so both workers run at once. The method's first step waits until both
     trials are training; a worker left waiting for a CPU would make it time out."""
-    from raysweep.tune.trainable import TRIAL_DRIVER, trial_resources
+    from raysweep.tune.placement import TRIAL_DRIVER, trial_resources
 
     monkeypatch.chdir(tmp_path)
     f = tmp_path / "meet.yaml"

@@ -77,4 +77,7 @@ def test_no_process_of_the_sweeps_ray_outlives_it(tmp_path, executor):
             os.kill(pid, 9)
         except OSError:
             pass
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     assert not left, f"processes of the sweep's Ray still alive after it exited: {left}"

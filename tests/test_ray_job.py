@@ -2,9 +2,9 @@
 it (`ray start --head --block`, dashboard and job API on 127.0.0.1), a real `mlflow server`, and
 sweeps submitted with `ray job submit --working-dir`. The sweep joins that cluster (not a new local
 Ray), logs to the server, and keeps its state in a durable place ($RAYSWEEP_HOME) rather than in the
-job's working-directory copy, which Ray deletes; a driver killed part way (SIGKILL to its process) is
-continued by `raysweep resume` submitted as a job, without duplicating a run. Only the processes
-this test started are stopped, by PID or process group (never `ray stop`)."""
+job's working-directory copy, which Ray deletes, where `raysweep resume` submitted as a job finds it,
+without duplicating a run. Only the processes this test started are stopped, by PID or process group
+(never `ray stop`)."""
 
 import json
 import os
@@ -58,19 +58,25 @@ class RayHead:
         return f"http://127.0.0.1:{self.dash_port}"
 
     def stop(self):
+        """At once (a graceful `ray start --block` teardown takes ~30 s): its process group, it was started in a
+        session of its own, and any worker of its raylet that outlived it."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # `ray start --block` tears its node down on SIGTERM
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # whatever of its process group is left (it was started in a session of its own)
+        import psutil
+
+        raylets = {str(p.pid) for p in psutil.process_iter(["cmdline"])
+                   if (p.info.get("cmdline") or [""])[0].endswith("/raylet") and any(self.tmp in a for a in p.info["cmdline"])}
+        try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait()
+        for p in psutil.process_iter():
+            try:
+                if p.environ().get("RAY_RAYLET_PID") in raylets:
+                    p.kill()
+            except psutil.Error:
+                pass
         self.log.close()
 
 
@@ -101,11 +107,13 @@ def _runs(client, experiment):
 
 
 def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
+    """A sweep with an uploaded working directory writes its state to $RAYSWEEP_HOME, not to Ray's copy, and
+    `raysweep resume` submitted as a job of its own finds it there (a driver killed mid-sweep and resumed as a
+    job, with the state in object storage: tests/test_autoscaling_cluster.py)."""
     home = tmp_path / "raysweep-home"
     work = tmp_path / "job-src"
     work.mkdir()
-    # long enough trials (~5 s each) that the driver can be killed between the first and the last
-    (work / "job-b.yaml").write_text(TINY_YAML.format(name="job-b", n=3).replace("epochs: 2", "epochs: 10"))
+    (work / "job-b.yaml").write_text(TINY_YAML.format(name="job-b", n=2))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     env.pop("RAY_ADDRESS", None)
     server = MlflowServer(tmp_path / "mlflow").start()
@@ -115,38 +123,17 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
         runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": server.url, "RAYSWEEP_HOME": str(home)}}
         client = MlflowClient(server.url)
 
-        # 1. a sweep as a job, whose driver is killed part way through
-        r = _job(head, env, ["sweep", "job-b.yaml", "--set", "resources.executor=inprocess",
-                             "--set", "sweep.max_concurrent=1"], work, runtime_env,
-                 submission_id="raysweep-job-b", wait=False)
-        assert r.returncode == 0, r.stderr
-        deadline = time.time() + 600
-        ended = 0
-        while time.time() < deadline and ended < 1:
-            states = list((home / "raysweep_runs" / "job-b").glob("sweep-*/state.json"))
-            if states:
-                trials = json.loads(states[0].read_text()).get("trials", {})
-                ended = sum(1 for t in trials.values() if t.get("status") in ("FINISHED", "FAILED", "STOPPED"))
-            time.sleep(0.2)
-        assert ended >= 1, _status(head, env, "raysweep-job-b")
-        # killed, not stopped: SIGKILL to the job's driver process (no clean-up of its own runs)
-        from ray.job_submission import JobSubmissionClient
+        # 1. a sweep as a job, in Ray's temporary copy of the working directory
+        r = _job(head, env, ["sweep", "job-b.yaml", "--set", "resources.executor=inprocess"], work, runtime_env,
+                 submission_id="raysweep-job-b")
+        assert r.returncode == 0 and _status(head, env, "raysweep-job-b") == "SUCCEEDED", r.stdout[-3000:] + r.stderr[-2000:]
+        assert "is Ray's temporary copy" in r.stdout and str(home) in r.stdout
 
-        info = JobSubmissionClient(head.address).get_job_info("raysweep-job-b")
-        assert info.driver_info is not None, info
-        os.kill(int(info.driver_info.pid), signal.SIGKILL)
-        deadline = time.time() + 120
-        while time.time() < deadline and _status(head, env, "raysweep-job-b") not in ("FAILED", "STOPPED"):
-            time.sleep(0.5)
-        assert _status(head, env, "raysweep-job-b") == "FAILED"
-        before = json.loads(states[0].read_text())["trials"]
-        assert sum(1 for t in before.values() if t.get("status") == "FINISHED") < 3
-
-        # 2. `raysweep resume` as a job finds the state in the durable place and finishes the sweep
+        # 2. `raysweep resume` as a job finds the state in the durable place: nothing left to run, nothing duplicated
         r = _job(head, env, ["resume", "job-b"], work, runtime_env, submission_id="raysweep-job-b-resume")
         assert r.returncode == 0 and _status(head, env, "raysweep-job-b-resume") == "SUCCEEDED", \
             r.stdout[-3000:] + r.stderr[-2000:]
-        assert "is Ray's temporary copy" in r.stdout and str(home) in r.stdout
+        assert "resuming: 2 ended, 0 interrupted" in r.stdout, r.stdout[-3000:]
         parents, kids = _runs(client, "job-b")
         assert len(parents) == 1, "resume opened a second sweep run"
         # it ran on this head's cluster, not on a local Ray of its own
@@ -154,7 +141,7 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
         assert Path(parents[0].data.tags["raysweep.sweep_dir"]).parent.parent == home / "raysweep_runs"
         assert not (home / "mlflow.db").exists()  # the tracking URI was the server's
         trials = sorted(int(k.data.tags["optuna_trial"]) for k in kids)
-        assert trials == [0, 1, 2], f"a trial was logged twice or lost: {trials}"
+        assert trials == [0, 1], f"a trial was logged twice or lost: {trials}"
         assert all(k.data.tags["status"] == "FINISHED" for k in kids)
     finally:
         head.stop()

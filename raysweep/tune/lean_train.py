@@ -174,7 +174,7 @@ def release_placement_groups(hub) -> int:
     """After the sweep: remove any of its trials' placement groups still held. Tune kills a
     trial's actor when it stops the last trials at the end of an experiment; a controller that
     dies mid-shutdown leaves its placement group (and its CPUs/GPUs) reserved otherwise."""
-    from .ray_setup import release_placement_groups as release
+    from .placement import release_placement_groups as release
 
     return release(ray.get(hub.placement_groups.remote()))
 

@@ -16,6 +16,7 @@ from ..config import SweepConfig
 from ..errors import UserError
 from . import capacity as cap_mod
 from .capacity import Capacity, TrialShape
+from .placement import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY, trial_shape
 
 
 def local_ray_env() -> None:
@@ -43,8 +44,6 @@ def init_ray(workdir: Path) -> None:
     local_ray_env()
     tmp = ray_temp_dir(workdir)
     Path(tmp).mkdir(parents=True, exist_ok=True)
-    from .trainable import TRIAL_DRIVER, TRIAL_DRIVER_CAPACITY
-
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=tmp,
              configure_logging=True, resources={TRIAL_DRIVER: TRIAL_DRIVER_CAPACITY})
     atexit.register(shutdown_local_ray, session_processes())
@@ -89,46 +88,6 @@ def reap(own_pids: Set[int]) -> int:
     return killed
 
 
-def driver_identity() -> dict:
-    """This driver's Ray job and node, recorded in the sweep's state: a resume releases what an
-    earlier driver of the same sweep left behind (``release_leftovers``)."""
-    import ray
-
-    ctx = ray.get_runtime_context()
-    return {"job": ctx.get_job_id(), "node": ctx.get_node_id()}
-
-
-def release_leftovers(earlier_drivers, recorded_pgs) -> int:
-    """Release the placement groups an earlier driver of this sweep left reserved: the ones its
-    trials reported, and any other of its job's (a trial killed with its driver before its first
-    report). Only jobs of the same Ray session count (same driver node: job ids restart with a new
-    head), and never this driver's own job."""
-    from ray.util.placement_group import placement_group_table
-
-    me = driver_identity()
-    jobs = {d["job"] for d in earlier_drivers if d.get("node") == me["node"] and d.get("job") != me["job"]}
-    # a placement group's id ends with its creator job's id (ray.PlacementGroupID.of(job) builds it so)
-    of_jobs = [pg for pg in placement_group_table() if any(pg.endswith(j) for j in jobs)]
-    return release_placement_groups(list(recorded_pgs) + of_jobs)
-
-
-def release_placement_groups(pg_ids) -> int:
-    """Remove those of these placement groups (hex ids) that still hold resources. A Ray Train run
-    whose driver was killed can leave its workers' placement group reserved after the job is gone
-    (seen on a cluster: a worker node's CPU held until the head restarted), so a resumed sweep would
-    wait for nodes that never free up."""
-    import ray
-    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
-
-    table = placement_group_table()
-    n = 0
-    for pg_id in set(pg_ids):
-        if table.get(pg_id, {}).get("state") in ("CREATED", "PENDING", "RESCHEDULING"):
-            remove_placement_group(PlacementGroup(ray.PlacementGroupID(bytes.fromhex(pg_id))))
-            n += 1
-    return n
-
-
 @dataclass
 class ResourcePlan:
     """What a sweep asks of the cluster, decided once before it starts."""
@@ -143,8 +102,6 @@ def plan_resources(cfg: SweepConfig, capacity: Optional[Capacity] = None) -> Res
     """GPU or not, one trial's shape and the trials at a time, against what the cluster is now and,
     with an autoscaler, what its node types let it become. A trial that no node can ever hold is
     an error here (exit 2)."""
-    from .trainable import trial_shape
-
     cap = capacity if capacity is not None else cap_mod.read_capacity()
     use_gpu = resolve_gpu(cfg, cap)
     shape = trial_shape(cfg.resources, use_gpu)

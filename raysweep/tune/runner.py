@@ -21,7 +21,8 @@ from ..evaluation.checkpoints import is_uri
 from ..tracking.pareto import front_rows, plot_front
 from ..tracking.report import format_table
 from ..tracking.store import SweepTracker, default_tracking_uri
-from .ray_setup import driver_identity, init_ray, plan_resources, release_leftovers
+from .placement import driver_identity, release_leftovers
+from .ray_setup import init_ray, plan_resources
 from .storage import join as storage_join
 
 
@@ -129,7 +130,8 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
 
     from .callbacks import MlflowSync, MlflowTrialRecorder, ProgressPrinter, SweepState, tensorboard_logger
     from .searcher import OptunaMultiObjectiveSearch, open_study
-    from .trainable import make_trial_fn, trial_resources
+    from .placement import trial_resources
+    from .trainable import make_trial_fn
 
     absolute_input_paths(cfg, workdir)
     # What only the data or the model can refuse, then resources: errors before anything is written.
@@ -223,7 +225,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     if cfg.final_eval.enabled and cfg.final_eval.members == "all":
         eager = eager_evaluation(cfg, state.trials, to_run, use_gpu, printer)
     storage = ray_storage(cfg, sweep_dir)
-    from .trainable import uses_inprocess
+    from .placement import uses_inprocess
     from .lean_train import lean_enabled, start_hub
 
     lean = lean_enabled()

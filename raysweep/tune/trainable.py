@@ -19,8 +19,8 @@ from ..methods import get_method, list_methods
 from ..train.loop import Reporter, run_trial
 from ..train.ray_worker import CKPT_FILE, train_loop_per_worker
 from . import storage
-from .capacity import TrialShape
 from .lean_train import fit_streaming
+from .placement import uses_inprocess
 
 
 def _partial_network_methods():
@@ -104,41 +104,3 @@ def make_trial_fn(storage_path: str, resources, use_gpu: bool, lean: bool = True
         fit_streaming(trainer_kwargs, key=f"{storage_path}/{run_name}", report=tune.report, lean=lean)
 
     return trial_fn
-
-
-def uses_inprocess(resources, use_gpu: bool) -> bool:
-    """``auto`` takes the in-process path for single-worker CPU trials (no DDP to set up)."""
-    return resources.executor == "inprocess" or (resources.executor == "auto" and resources.num_workers == 1 and not use_gpu)
-
-
-# A custom resource that a Ray Train trial's driver process reserves instead of CPU. raysweep's own
-# local Ray has plenty of it; on a cluster the head can offer it too (cluster.yaml does).
-TRIAL_DRIVER = "raysweep_trial_driver"
-TRIAL_DRIVER_CAPACITY = 10_000
-
-
-def trial_shape(resources, use_gpu: bool) -> TrialShape:
-    """What one trial asks the cluster for, as Ray places it: a bundle per training worker
-    (a Ray Train run's placement group) or one for an in-process trial."""
-    bundle = {"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker if use_gpu else 0}
-    if uses_inprocess(resources, use_gpu):
-        return TrialShape.of([bundle])
-    return TrialShape.of([bundle] * resources.num_workers, resources.placement)
-
-
-def trial_resources(resources, use_gpu: bool):
-    """Resources Tune reserves for the trial process itself."""
-    if uses_inprocess(resources, use_gpu):
-        bundle = {"CPU": resources.cpus_per_worker}
-        if use_gpu:
-            bundle["GPU"] = resources.gpus_per_worker
-        return tune.PlacementGroupFactory([bundle])
-    # The trial process only drives the trainer; the workers reserve their own CPUs/GPUs. It must
-    # not take CPU from them: with a CPU share, two 1-CPU trials need 2.02 CPUs and on a 2-core
-    # machine the second trial's worker waits for the first trial to end (then times out), so
-    # "2 at a time" runs one at a time.
-    import ray
-
-    if ray.is_initialized() and ray.cluster_resources().get(TRIAL_DRIVER, 0) > 0:
-        return tune.PlacementGroupFactory([{TRIAL_DRIVER: 1}])
-    return tune.PlacementGroupFactory([{"CPU": 0.01}])  # a cluster that does not offer the resource
