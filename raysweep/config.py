@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .data import dataset_names
 from .errors import ConfigError
-from .hparams import build_params, check_value, describe_bounds, fields_of, parse_eps_relative
+from .hparams import as_written, build_params, check_value, describe_bounds, fields_of, parse_eps_relative
 from .methods import get_method, list_methods
 from .models import list_models
 from .train.spec import SECTIONS, PruningSpec, TrialSpec
@@ -458,6 +458,8 @@ def _resolve_target(file, key, methods, sections) -> Tuple[Tuple[str, str], Opti
 
 
 def _check_dist_against_field(file, key, dist: Dist, fld, eps):
+    if dist.kind == "choice":
+        dist.choices = [as_written(fld, c) for c in dist.choices]  # `choice: [on, off]`, unquoted
     vals = dist.choices if dist.kind == "choice" else [dist.low, dist.high]
     default = fld.default
     if dist.kind == "float" and isinstance(default, int) and not isinstance(default, bool):
@@ -624,6 +626,7 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
     )
     if cfg.storage_path is not None and not isinstance(cfg.storage_path, str):
         raise ConfigError(file, "storage_path", "must be a path or URI string")
+    _check_validation_split(cfg)
     keys = {sp.key for sp in search} | ({"method"} if len(methods) > 1 else set())
     labels = set()
     for i, point in enumerate(cfg.sweep.enqueue):
@@ -647,6 +650,20 @@ def parse_config(raw: Dict[str, Any], file="<config>") -> SweepConfig:
         except ValueError as e:
             raise ConfigError(file, f"params.{mm}", str(e)) from None
     return cfg
+
+
+def _check_validation_split(cfg: SweepConfig) -> None:
+    """Objectives, constraints and early stopping on ``val_*`` metrics need a validation split: with
+    ``dataset.val_size: 0`` every trial would train to the end and fail on a NaN."""
+    if cfg.base["dataset"].get("val_size") != 0:
+        return
+    es = cfg.sweep.early_stopping
+    uses = [o.metric for o in cfg.objectives] + [c.metric for c in cfg.constraints]
+    uses += ([es.metric or "val_robust_acc"] if es is not None and es.scheduler != "mo_asha" else [])
+    on_val = sorted({m for m in uses if m.startswith("val_")})
+    if on_val:
+        raise ConfigError(cfg.file, "dataset.val_size", f"0 leaves no validation split, but {', '.join(on_val)} "
+                                                        "is measured on it; allowed: 1 or more")
 
 
 def keep_only(raw: Dict[str, Any], labels: List[str], file) -> Optional[str]:

@@ -33,6 +33,16 @@ def _default_of(f: dataclasses.Field):
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
+def as_written(f: dataclasses.Field, value):
+    """A switch's value as the user wrote it: YAML reads an unquoted ``on`` / ``off`` (``yes`` / ``no``)
+    as a boolean, so for a field whose allowed values are words with ``off`` among them, a boolean is
+    taken back to ``on`` / ``off`` (then checked like any other value)."""
+    choices = f.metadata.get("choices") or ()
+    if isinstance(value, bool) and "off" in choices:
+        return "on" if value else "off"
+    return value
+
+
 def check_value(f: dataclasses.Field, value) -> Optional[str]:
     """None if ``value`` is allowed for ``f``, else why not."""
     m = f.metadata
@@ -93,6 +103,7 @@ def build_params(params_cls, values: Dict[str, Any], eps: float = 0.0, keep_rela
             errors.append((k, f"unknown parameter (allowed: {', '.join(sorted(fields))})"))
             continue
         f = fields[k]
+        v = as_written(f, v)
         given = v
         if f.metadata.get("scale_by_eps"):
             v = parse_eps_relative(v, eps)

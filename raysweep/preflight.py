@@ -43,7 +43,9 @@ def _data_key(spec, err: str) -> str:
 
 
 def check_against_data(cfg: SweepConfig) -> None:
-    """Raise ``ConfigError`` naming the file and key for what the data or the model refuses."""
+    """Raise ``ConfigError`` naming the file and key for what the data or the model refuses (and for a
+    final evaluation whose attacks need a package that is not installed)."""
+    _check_attack_packages(cfg)
     datasets: Dict[tuple, Any] = {}
     models = set()
     for blame, spec in _candidate_specs(cfg):
@@ -68,6 +70,21 @@ def check_against_data(cfg: SweepConfig) -> None:
                 continue
             _check_model(cfg.file, blame or key, name, width, shape, classes, spec.model)
             models.add((name, width, shape, classes))
+
+
+def _check_attack_packages(cfg: SweepConfig) -> None:
+    """AutoAttack and Square run after training, on the test set: a missing package must fail now."""
+    from .evaluation.autoattack import TORCHATTACKS_INSTALL
+    from .evaluation.suite import TORCHATTACKS_ATTACKS
+
+    needs = [a for a in cfg.final_eval.attacks if a in TORCHATTACKS_ATTACKS] if cfg.final_eval.enabled else []
+    if not needs:
+        return
+    try:
+        import torchattacks  # noqa: F401
+    except ImportError:
+        raise ConfigError(cfg.file, "final_eval.attacks", f"{', '.join(needs)} need torchattacks, which is not "
+                                                         f"installed: {TORCHATTACKS_INSTALL}") from None
 
 
 def _check_model(file, key, name, width, shape, classes, model_spec) -> None:

@@ -245,3 +245,50 @@ def test_a_closed_output_pipe_is_not_a_traceback(tmp_path):
     finally:
         os.close(w)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_switches_take_on_and_off_as_users_write_them_unquoted(tmp_path):
+    """YAML reads an unquoted on/off as a boolean: a switch whose values are words takes it back."""
+    p = tmp_path / "s.yaml"
+    p.write_text(TINY_YAML.format(name="s", n=1).replace("weight_decay: 0.0}", "weight_decay: 0.0, amp: off, channels_last: on}"))
+    cfg = load_config(p)
+    t = cfg.trial_spec({"method": "fgsm_rs"}).train
+    assert (t.amp, t.channels_last) == ("off", "on")
+    cfg = load_config(p, ["train.channels_last=off", "train.amp=bf16"])
+    t = cfg.trial_spec({"method": "fgsm_rs"}).train
+    assert (t.amp, t.channels_last) == ("bf16", "off")
+    cfg = load_config(p, ["search.channels_last={choice: [on, off]}"])
+    assert cfg.search[-1].dist.choices == ["on", "off"]
+    msg = err(with_(train={"amp": True}))  # `amp: on`: not one of its values
+    assert msg == "x.yaml: train.amp: 'on' is not allowed; one of auto, bf16, off"
+
+
+def test_no_validation_split_with_objectives_on_it_is_an_error_before_anything_starts(tmp_path):
+    msg = err(with_(dataset={"name": "synthetic", "val_size": 0}))
+    assert msg == ("x.yaml: dataset.val_size: 0 leaves no validation split, but val_robust_acc is measured on it; "
+                   "allowed: 1 or more")
+    p = tmp_path / "v.yaml"
+    p.write_text(TINY_YAML.format(name="v", n=1).replace("val_size: 128", "val_size: 0"))
+    r = run_cli(["sweep", str(p)], cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "dataset.val_size: 0 leaves no validation split" in r.stderr
+    assert not (tmp_path / "raysweep_runs").exists() and not (tmp_path / "mlflow.db").exists()
+    cheap = with_(dataset={"name": "synthetic", "val_size": 0},
+                  objectives=[{"metric": "train_time_s", "mode": "min"}, {"metric": "cost", "mode": "min"}])
+    assert parse_config(cheap, "x.yaml").base["dataset"]["val_size"] == 0  # nothing measured on it: allowed
+
+
+def test_autoattack_without_torchattacks_is_one_line_naming_the_install_command(tmp_path):
+    import subprocess
+    import sys
+
+    p = tmp_path / "a.yaml"
+    p.write_text(TINY_YAML.format(name="a", n=1).replace("attacks: [clean, pgd20]", "attacks: [clean, autoattack]"))
+    # the package made unimportable in that process only (None in sys.modules: ImportError on import)
+    code = "import sys; sys.modules['torchattacks'] = None; from raysweep.cli import main; sys.exit(main(sys.argv[1:]))"
+    r = subprocess.run([sys.executable, "-c", code, "sweep", str(p)], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stderr.strip() == (f"raysweep: error: {p}: final_eval.attacks: autoattack need torchattacks, which is not "
+                                "installed: pip install --no-deps torchattacks==3.5.1"), r.stderr
+    assert not (tmp_path / "raysweep_runs").exists()

@@ -102,3 +102,22 @@ def test_startup_is_split_into_phases_that_add_up():
     assert first["startup_process_s"] >= 0.05  # launch to the loop's call
     assert first["startup_build_s"] > 0 and first["startup_first_step_s"] >= 0
     assert all(not any(k.startswith("startup") for k in m) for m in hist[1:])  # once per trial
+
+
+@pytest.mark.parametrize("switches", [{"amp": "bf16"}, {"channels_last": "on"}, {"compile": True}],
+                         ids=["bf16_autocast", "channels_last", "compile"])
+def test_the_gpu_paths_switches_run_on_cpu(switches):
+    """What a GPU user sets (``train.amp: bf16``, ``channels_last: on``, ``compile: true``) runs here too,
+    so the options are exercised somewhere without a GPU: the switch in effect, and the model learns as without it."""
+    spec = dict(SPEC, train=dict(SPEC["train"], **switches))
+    run = TrialRun(TrialSpec.from_dict(spec), device="cpu")
+    assert run.amp == (switches.get("amp") == "bf16")
+    assert run.channels_last == (switches.get("channels_last") == "on")
+    if switches.get("channels_last") == "on":
+        conv = next(p for p in run.raw_model.parameters() if p.dim() == 4)
+        assert conv.is_contiguous(memory_format=torch.channels_last)
+    if switches.get("compile"):
+        assert getattr(run.raw_model, "_compiled_call_impl", None) is not None
+    hist = run_trial(spec)
+    assert len(hist) == 3 and all(torch.isfinite(torch.tensor(float(m[k]))) for m in hist for k in ("train_loss", "val_robust_acc"))
+    assert hist[-1]["val_clean_acc"] > 0.5

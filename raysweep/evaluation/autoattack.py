@@ -34,6 +34,22 @@ import torch
 _NORMS = {"linf": "Linf", "l2": "L2", "Linf": "Linf", "L2": "L2"}
 
 
+TORCHATTACKS_INSTALL = "pip install --no-deps torchattacks==3.5.1"
+
+
+def require_torchattacks():
+    """torchattacks, or a one-line error naming the install command. It is installed without its
+    declared dependencies (they would pull an old requests and another torch), so pip cannot bring it
+    in as a dependency of raysweep; scripts/setup.sh installs it."""
+    try:
+        torchattacks = require_torchattacks()
+    except ImportError:
+        from ..errors import UserError
+
+        raise UserError(f"AutoAttack and Square come from torchattacks, which is not installed: {TORCHATTACKS_INSTALL}") from None
+    return torchattacks
+
+
 def _ta_norm(norm: str) -> str:
     if norm not in _NORMS:
         raise ValueError(f"unknown norm {norm!r} (allowed: linf, l2)")
@@ -97,7 +113,7 @@ def autoattack_robust_mask(model, x, y, eps: float, norm: str = "linf", n_classe
                            version: str = "standard", batch_size: int = 500, steps: Optional[int] = 100,
                            n_queries: int = 5000, device=None) -> torch.Tensor:
     """Boolean per example: robust to the whole AutoAttack ensemble (see the module docstring)."""
-    import torchattacks
+    torchattacks = require_torchattacks()
 
     ta_norm = _ta_norm(norm)
     if seed is None:
@@ -132,7 +148,7 @@ def autoattack_accuracy(model, x, y, eps: float, norm: str = "linf", n_classes: 
 
 def square_robust_mask(model, x, y, eps: float, norm: str = "linf", seed: int = 0, n_queries: int = 5000,
                        batch_size: int = 500, device=None, p_init: float = 0.8) -> torch.Tensor:
-    import torchattacks
+    torchattacks = require_torchattacks()
 
     ta_norm = _ta_norm(norm)
     if seed is None:
