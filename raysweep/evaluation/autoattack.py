@@ -42,7 +42,7 @@ def require_torchattacks():
     declared dependencies (they would pull an old requests and another torch), so pip cannot bring it
     in as a dependency of raysweep; scripts/setup.sh installs it."""
     try:
-        torchattacks = require_torchattacks()
+        import torchattacks
     except ImportError:
         from ..errors import UserError
 
