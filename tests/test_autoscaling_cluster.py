@@ -17,9 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -198,7 +196,7 @@ def test_gpu_trials_go_to_autoscaled_gpu_nodes_and_fail_at_once_without_cuda(tmp
     cluster.start(env)
     for sid, extra in (("gpu-true", ["--set", "resources.use_gpu=true", "--set", "resources.executor=train"]),
                        ("gpu-auto", ["--set", "resources.executor=inprocess"])):
-        r = _submit(cluster, env, ["sweep", "gpu.yaml", "--set", "sweep.max_failures=0", "--set", "final_eval.enabled=false"]
+        _submit(cluster, env, ["sweep", "gpu.yaml", "--set", "sweep.max_failures=0", "--set", "final_eval.enabled=false"]
                     + extra, work, runtime_env,
                     sid, wait=True)
         logs = _job(cluster, env, sid, "logs")

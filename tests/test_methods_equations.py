@@ -14,7 +14,7 @@ from raysweep.methods import StepContext, Threat, get_method
 from raysweep.methods.backward_smoothing import backward_smoothing_attack, backward_smoothing_init
 from raysweep.methods.local_ball import local_ball_loss, local_ball_samples
 from raysweep.methods.mart import MART_BCE_OFFSET, mart_loss
-from raysweep.methods.trades import eval_mode, kl_per_example, trades_attack, trades_loss
+from raysweep.methods.trades import eval_mode, kl_per_example, trades_attack, trades_per_example
 from raysweep.models import build_model
 
 MINE = ["trades", "mart", "backward_smoothing", "local_ball"]
@@ -55,19 +55,50 @@ def test_kl_per_example_is_batchmean_kldiv():
     assert kl_per_example(zp, zq)[0].item() == pytest.approx(kl(LOGITS_NAT[0], LOGITS_ADV[0]), rel=1e-12)
 
 
-def test_trades_loss_matches_hand_computation():
+def test_trades_per_example_matches_hand_computation():
     beta = 6.0
-    hand = sum(ce(LOGITS_NAT[i], Y[i]) + beta * kl(LOGITS_NAT[i], LOGITS_ADV[i]) for i in range(2)) / 2
-    got = trades_loss(t(LOGITS_NAT), t(LOGITS_ADV), torch.tensor(Y), beta)
-    assert got.item() == pytest.approx(hand, rel=1e-12)
+    hand = [ce(LOGITS_NAT[i], Y[i]) + beta * kl(LOGITS_NAT[i], LOGITS_ADV[i]) for i in range(2)]
+    got = trades_per_example(t(LOGITS_NAT), t(LOGITS_ADV), torch.tensor(Y), beta)
+    assert got.tolist() == pytest.approx(hand, rel=1e-12)
+    # p(x) from a second forward (the official code's) enters the KL only
+    hand_u = [ce(LOGITS_NAT[i], Y[i]) + beta * kl(LOGITS_U[i], LOGITS_ADV[i]) for i in range(2)]
+    got_u = trades_per_example(t(LOGITS_NAT), t(LOGITS_ADV), torch.tensor(Y), beta, logits_nat_kl=t(LOGITS_U))
+    assert got_u.tolist() == pytest.approx(hand_u, rel=1e-12)
 
 
 def test_trades_kl_target_not_detached():
     zn = t(LOGITS_NAT).requires_grad_(True)
     y = torch.tensor(Y)
-    robust_part = trades_loss(zn, t(LOGITS_ADV), y, 6.0) - F.cross_entropy(zn, y)
+    robust_part = trades_per_example(zn, t(LOGITS_ADV), y, 6.0).mean() - F.cross_entropy(zn, y)
     (g,) = torch.autograd.grad(robust_part, zn)
     assert g.abs().sum() > 0  # p(x) in the KL carries gradient, as in the official code
+
+
+@pytest.mark.parametrize("second_clean_forward", [True, False])
+def test_trades_step_loss_and_gradient_equal_formula(second_clean_forward):
+    """TRADES.step on a fixed input: its attack is trades_attack in eval mode from the same noise, its loss
+    CE(f(x), y) + β·KL(p(x) ‖ p(x')) with batchmean KL, and its gradient the formula's (p(x) not detached),
+    with or without the official second clean forward."""
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, (1, 28, 28), width=4, hidden=16)  # no BN: passes are repeatable
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (4,), generator=g)
+    cls = get_method("trades")
+    method = cls(cls.Params(steps=3, beta=2.5, second_clean_forward=second_clean_forward), Threat(eps=0.3), 10)
+    torch.manual_seed(7)
+    res = method.step(StepContext(model, model, 0, 10, (1, 28, 28)), x, y)
+    got = torch.autograd.grad(res.loss, list(model.parameters()))
+    torch.manual_seed(7)
+    x_adv = trades_attack(model, x, 0.3, 0.3 / 4, 3)
+    assert torch.equal(res.x_adv, x_adv)
+    fn, fa = model(x), model(x_adv)
+    kl_ref = F.kl_div(F.log_softmax(fa, 1), F.log_softmax(fn, 1), reduction="batchmean", log_target=True)
+    expected = F.cross_entropy(fn, y) + 2.5 * kl_ref
+    assert res.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    for a, b in zip(got, torch.autograd.grad(expected, list(model.parameters()))):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+    assert res.cost == pytest.approx(3 + (3 if second_clean_forward else 2) + 1 / 3)
 
 
 def test_mart_loss_matches_hand_computation():

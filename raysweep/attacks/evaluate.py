@@ -51,9 +51,3 @@ def accuracy_under(model, x_u8_or_float, y, attacks: Dict[str, callable], batch_
     finally:
         model.train(was_training)
     return {k: v / max(1, n) for k, v in correct.items()}
-
-
-def count_correct(model, x, y, attacks, batch_size=500, device=None):
-    """Like ``accuracy_under`` but returns (correct counts, n), for summing across DDP ranks."""
-    acc = accuracy_under(model, x, y, attacks, batch_size, device)
-    return {k: round(v * len(y)) for k, v in acc.items()}, len(y)

@@ -35,9 +35,5 @@ def dataset_names():
     return sorted(_LOADERS)
 
 
-def get_loader(name: str):
-    return _LOADERS[name]
-
-
 def load_raw(name: str, root: Optional[str] = None, **kw) -> RawDataset:
     return _LOADERS[name](root=root, **kw)

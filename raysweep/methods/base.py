@@ -65,7 +65,6 @@ class Method:
     Params: ClassVar[type] = None
     paper: ClassVar[str] = ""
     fidelity: ClassVar[str] = "faithful"  # or "reconstruction"
-    needs_full_model_features: ClassVar[bool] = False
 
     def __init__(self, params, threat: Threat, num_classes: int):
         self.p = params
@@ -105,10 +104,6 @@ class Method:
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         pass
-
-    @classmethod
-    def defaults(cls) -> Dict[str, Any]:
-        return dataclasses.asdict(cls.Params())
 
     def weighted_mean(self, per_example: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """Mean of a per-example loss, using data-policy weights when there are any."""

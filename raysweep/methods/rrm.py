@@ -43,10 +43,8 @@ Differences and reconstructions:
   Under DDP its gradients are all-reduced by tensor hooks (it is not inside the DDP module).
 """
 
-import dataclasses
-import time
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 import torch.nn as nn

@@ -100,14 +100,11 @@ def trades_attack(model, x, eps: float, alpha: float, steps: int, norm: str = "l
     return signed_ascent(model, x, start, lambda logits: kl_per_example(z, logits).sum(), eps, alpha, steps, norm)
 
 
-def trades_per_example(logits_nat, logits_adv, y, beta: float) -> torch.Tensor:
-    """CE(f(x_i), y_i) + β·KL(p(x_i) ‖ p(x'_i)), gradients through both logits."""
-    return F.cross_entropy(logits_nat, y, reduction="none") + beta * kl_per_example(logits_nat, logits_adv)
-
-
-def trades_loss(logits_nat, logits_adv, y, beta: float) -> torch.Tensor:
-    """The TRADES objective: CE(f(x), y) + β·KL(p(x) ‖ p(x')) with batchmean KL."""
-    return trades_per_example(logits_nat, logits_adv, y, beta).mean()
+def trades_per_example(logits_nat, logits_adv, y, beta: float, logits_nat_kl=None) -> torch.Tensor:
+    """CE(f(x_i), y_i) + β·KL(p(x_i) ‖ p(x'_i)), gradients through every logit. ``logits_nat_kl``:
+    the second clean forward's logits for p(x) in the KL (the official code's), else ``logits_nat``."""
+    p_nat = logits_nat if logits_nat_kl is None else logits_nat_kl
+    return F.cross_entropy(logits_nat, y, reduction="none") + beta * kl_per_example(p_nat, logits_adv)
 
 
 @dataclass
@@ -140,7 +137,7 @@ class TRADES(Method):
             logits_nat_kl = ctx.model(x)
         else:
             logits_adv, logits_nat_kl = ctx.model(x_adv), logits_nat
-        per = F.cross_entropy(logits_nat, y, reduction="none") + self.p.beta * kl_per_example(logits_nat_kl, logits_adv)
+        per = trades_per_example(logits_nat, logits_adv, y, self.p.beta, logits_nat_kl)
         forwards = 3.0 if self.p.second_clean_forward else 2.0
         return StepResult(self.weighted_mean(per, ctx), logits_adv.detach(),
                           cost=self.p.steps + forwards + FORWARD_ONLY, x_adv=x_adv, per_example_loss=per.detach())

@@ -84,9 +84,6 @@ class HypervolumeTracker:
         front = [p for p, on in zip(pts, pareto_mask(pts, modes)) if on]
         return hypervolume_2d(front, modes, [self.data["ref"][m] for m in metrics])
 
-    def unlogged(self) -> List[List[float]]:
-        return self.data["curve"][self.data.get("logged", 0):]
-
     def ref_param(self) -> str:
         return format_ref(self.data.get("ref"))
 

@@ -145,7 +145,3 @@ class SweepTracker:
         import pandas as pd
 
         self.client.log_table(run_id, data=pd.DataFrame(rows), artifact_file=artifact_file)
-
-    def child_runs(self, parent_id: str):
-        return self.client.search_runs([self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
-                                       max_results=10_000)

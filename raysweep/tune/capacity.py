@@ -160,10 +160,6 @@ def trials_that_fit(nodes: List[Dict[str, float]], shape: TrialShape, limit: int
     return n
 
 
-def fits_now(cap: Capacity, shape: TrialShape) -> bool:
-    return trials_that_fit(cap.nodes, shape, limit=1) == 1
-
-
 def auto_concurrency(cap: Capacity, shape: TrialShape, sampler: str, num_samples: int,
                      population_size: Optional[int] = None) -> int:
     """``max_concurrent: auto``: the trials the cluster holds at its largest, within the sampler's
