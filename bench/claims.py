@@ -47,8 +47,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from raysweep.sweep_state import latest_state
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 SIMILAR = 0.02  # points of AutoAttack accuracy (as a fraction) that still count as "similar"
 HIGHER = 0.01
@@ -120,16 +121,6 @@ BASELINE_TARGETS = {
 
 
 # ------------------------------------------------------------------------------------------------ reading sweeps
-def latest_state(runs: Path, experiment: str) -> Optional[Dict[str, Any]]:
-    exp = runs / experiment
-    cands = sorted(p for p in exp.glob("sweep-*") if (p / "state.json").is_file()) if exp.is_dir() else []
-    if not cands:
-        return None
-    data = json.loads((cands[-1] / "state.json").read_text())
-    data["_sweep_dir"] = str(cands[-1])
-    return data
-
-
 def _stat(values: List[float]) -> Dict[str, Any]:
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not vals:
@@ -169,8 +160,7 @@ def make_row(rec: Dict[str, Any], state: Dict[str, Any], paper: Optional[str]) -
         "test_images": int(test.get("test_n", 0) or 0),
         "epochs_run": float(m.get("epoch", 0.0)),
         "catastrophic_overfit": bool(rec.get("catastrophic_overfit") or m.get("catastrophic_overfit", 0) > 0),
-        "masking": sorted(k for k in ("fgsm_beats_pgd", "pgd_far_above_aa", "blackbox_below_whitebox")
-                          if _flag(test, k)),
+        "masking": sorted(k for k, v in _masking(rec, state).items() if v),
         "experiment": state.get("experiment"), "sweep": Path(state["_sweep_dir"]).name, "trial": rec["trial"],
         "run_id": rec.get("run_id"), "status": rec["status"],
     }
@@ -188,10 +178,13 @@ def _aa_images(test: Dict[str, float]) -> int:
     return min(sizes) if sizes else int(test.get("test_n", 0))
 
 
-def _flag(test: Dict[str, float], name: str) -> bool:
-    from raysweep.evaluation.suite import masking_flags
+def _masking(rec: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, bool]:
+    """The flags the sweep recorded; for a sweep from before they were recorded, the same rule on its numbers."""
+    from raysweep.evaluation.suite import DEFAULT_PGD_AA_GAP, masking_flags
 
-    return bool(masking_flags(test).get(name, False))
+    if "masking" in rec:
+        return rec["masking"]
+    return masking_flags(rec.get("test", {}), float(state.get("pgd_aa_gap", DEFAULT_PGD_AA_GAP)))
 
 
 # ------------------------------------------------------------------------------------------------ judging

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+# The GPU machines run this from a checkout with torch only (raysweep's torch core needs nothing else), not an install.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from raysweep.data.bundle import DatasetBundle, Split  # noqa: E402

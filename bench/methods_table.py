@@ -14,13 +14,11 @@ test accuracy is measured on the last epoch's weights.
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from raysweep.evaluation import evaluate_state  # noqa: E402
 from raysweep.train import LocalReporter, run_trial  # noqa: E402

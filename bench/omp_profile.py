@@ -8,14 +8,12 @@ NNLS re-fits. Synthetic gradients of that shape: the solver's work depends on th
 import cProfile
 import json
 import pstats
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from raysweep.train.pruning import omp_nonneg  # noqa: E402
 

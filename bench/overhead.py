@@ -10,13 +10,15 @@ plus the driver's fixed start-up (imports, ray.init, MLflow/Optuna set-up).
 ``--quickstart`` measures what users run instead: search_spaces/quickstart.yaml as written (full MNIST, TPE,
 two trials at a time), final evaluation off, the same trials for each executor (``train`` and ``inprocess``, one
 after the other in one run), and prints per executor the median and max ``startup_s``, the trials-phase wall time
-(Tune's fit) and the wall ratio ``train / inprocess``.
+(Tune's fit), the wall ratio ``train / inprocess``, and whether both executors trained the same numbers (each
+trial's parameters and validation accuracies). ``--out FILE`` writes the figures as JSON.
 
     .venv/bin/python bench/overhead.py                # 6 trials per executor (~4 min on 2 cores)
-    .venv/bin/python bench/overhead.py --quickstart   # the quickstart's 8 trials per executor (~10 min)
+    .venv/bin/python bench/overhead.py --quickstart --out bench/results/executors.json   # 8 trials each (~10 min)
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -26,7 +28,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 YAML = """
 name: overhead-{name}
@@ -50,6 +51,7 @@ def main(argv=None):
                     help="train-stock: Ray's TorchTrainer + TuneReportCallback (RAYSWEEP_LEAN_TRAIN=0)")
     ap.add_argument("--quickstart", action="store_true",
                     help="the quickstart YAML as written, two at a time (executors train,inprocess unless given)")
+    ap.add_argument("--out", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     if args.quickstart and args.executors == ap.get_default("executors"):
         args.executors = "train,inprocess"
@@ -88,12 +90,16 @@ def main(argv=None):
         # the remainder is start-up, validation (PGD-10 on 200 images) and bookkeeping
         if args.quickstart:
             phases = {p: statistics.median(h.get(p, 0.0) for h in firsts) for p in PHASES}
-            rows.append((name, len(s["rows"]), statistics.median(starts), max(starts), s["sweep_wall_s"], wall, train, phases))
+            rows.append((name, len(s["rows"]), statistics.median(starts), max(starts), s["sweep_wall_s"], wall, train, phases,
+                         _trained(s["rows"])))
             continue
         rows.append((name, sum(starts) / max(1, len(starts)), wall, s["sweep_wall_s"], train,
                      (s["sweep_wall_s"] - train) / args.trials))
     if args.quickstart:
-        _print_quickstart(rows)
+        result = _print_quickstart(rows)
+        if args.out:
+            Path(args.out).write_text(json.dumps(dict(result, command="bench/overhead.py " + " ".join(argv or sys.argv[1:]),
+                                                      date=time.strftime("%Y-%m-%d")), indent=1) + "\n")
         shutil.rmtree(work, ignore_errors=True)
         return
     print(f"\n{args.trials} trials of 1 epoch FGSM-RS on {args.train_size} MNIST images, one at a time, 2-core CPU machine:")
@@ -111,11 +117,17 @@ PHASES = {"startup_before_process_s": "before the worker process existed (contro
           "startup_first_step_s": "built to the first training step"}
 
 
+def _trained(rows):
+    """Each trial's sampled parameters and validation accuracies, by trial number: what an executor must not change."""
+    keep = ("val_robust_acc", "val_clean_acc", "epoch")
+    return {str(r["trial"]): {k: v for k, v in r.items() if k in keep or k.startswith("param:") or k == "method"} for r in rows}
+
+
 def _first_reports(sweep_dir):
     """Each trial's first report (the one that carries its start-up), from the sweep's state."""
-    import json
+    from raysweep.sweep_state import read_state
 
-    trials = json.loads((Path(sweep_dir) / "state.json").read_text())["trials"].values()
+    trials = read_state(sweep_dir)["trials"].values()
     return [t["history"][0] for t in trials if t.get("history")]
 
 
@@ -132,8 +144,16 @@ def _print_quickstart(rows):
     for p, what in PHASES.items():
         print(f"| {what} | " + " | ".join(f"{r[7][p]:.2f}" for r in rows) + " |")
     fits = {r[0]: r[4] for r in rows}
+    result = {"executors": {r[0]: {"trials": r[1], "median_startup_s": r[2], "max_startup_s": r[3], "trials_phase_s": r[4],
+                                   "run_sweep_wall_s": r[5], "sum_train_time_s": r[6], "startup_phases_median_s": r[7]}
+                            for r in rows}}
     if "train" in fits and "inprocess" in fits:
-        print(f"trials-phase wall ratio train / inprocess: {fits['train'] / fits['inprocess']:.2f}")
+        result["wall_ratio_train_to_inprocess"] = fits["train"] / fits["inprocess"]
+        print(f"trials-phase wall ratio train / inprocess: {result['wall_ratio_train_to_inprocess']:.2f}")
+    trained = [r[8] for r in rows]
+    result["same_params_and_val_metrics"] = all(t == trained[0] for t in trained)
+    print(f"every executor trained the same trials to the same validation accuracies: {result['same_params_and_val_metrics']}")
+    return result
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 RESULTS = REPO / "bench" / "results" / "paired_times.json"
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 EPS = 0.3
 # the Sequential of their mnist_net, by index, onto small_cnn's modules

@@ -28,12 +28,10 @@ import torch
 import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
 
 def latest_state(experiment: str):
-    from claims import latest_state as latest
+    from raysweep.sweep_state import latest_state as latest
 
     state = latest(REPO / "raysweep_runs", experiment)
     if state is None:

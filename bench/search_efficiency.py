@@ -24,7 +24,6 @@ bench/results/search_efficiency.{json,md} and docs/search_efficiency.png:
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 ASHA = "{scheduler: asha, metric: val_robust_acc, mode: max, grace_period: 1, reduction_factor: 2}"
 VARIANTS = {
@@ -46,6 +44,7 @@ VARIANTS = {
 
 def run_variant(name, seed, args, work):
     from raysweep.config import load_config
+    from raysweep.sweep_state import read_state
     from raysweep.tune.runner import run_sweep
 
     cfg = load_config(REPO / "search_spaces" / "quickstart.yaml", [
@@ -55,7 +54,7 @@ def run_variant(name, seed, args, work):
         + VARIANTS[name])
     t0 = time.time()
     summary = run_sweep(cfg, workdir=work, printer=lambda *a, **k: None)
-    state = json.loads((Path(summary["sweep_dir"]) / "state.json").read_text())
+    state = read_state(summary["sweep_dir"])
     order = state["hypervolume"]["done"]
     trials = [state["trials"][str(t)] for t in order]
     return {"variant": name, "seed": seed, "wall_s": time.time() - t0,

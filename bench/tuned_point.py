@@ -31,10 +31,9 @@ import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
+from raysweep.sweep_state import latest_state
 
-from claims import latest_state  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None):

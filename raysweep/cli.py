@@ -4,7 +4,6 @@ User errors (bad YAML, bad values, missing data) print one line and exit with co
 before anything is started or written."""
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -111,7 +110,9 @@ def cmd_resume(args) -> int:
                         + " (pass the experiment name or its directory)")
     if sweep_dir is None:
         raise UserError(f"{target}: no sweep with a state.json to resume")
-    state = json.loads((sweep_dir / "state.json").read_text())
+    from .sweep_state import read_state
+
+    state = read_state(sweep_dir)
     edited = sorted(sweep_dir.glob("sweep-resumed-*.yaml"))  # the config of the latest `sweep FILE --resume`
     cfg_file = edited[-1] if edited else sweep_dir / "sweep.yaml"
     cfg = load_config(cfg_file)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .data import dataset_names
 from .errors import ConfigError
+from .evaluation.suite import DEFAULT_PGD_AA_GAP
 from .hparams import as_written, build_params, check_value, describe_bounds, fields_of, parse_eps_relative
 from .methods import get_method, list_methods
 from .models import list_models
@@ -102,7 +103,9 @@ class ResourcesSection(_Strict):
     cpus_per_worker: float = Field(1.0, gt=0, le=1024)
     gpus_per_worker: float = Field(1.0, ge=0, le=64, description="used when a GPU is in use; fractions allowed")
     use_gpu: Union[bool, Literal["auto"]] = "auto"
-    executor: Literal["train", "inprocess", "auto"] = "train"
+    # auto: in the Tune trial's own process for single-worker CPU trials (no per-trial Ray Train start-up),
+    # a Ray Train run for multi-worker and GPU trials (DDP, nccl, a GPU per worker); bench/overhead.py measures both.
+    executor: Literal["train", "inprocess", "auto"] = "auto"
     # How a multi-worker trial's workers are placed on nodes (Ray placement-group strategies):
     # pack fills a node first (fast intra-node DDP); spread puts them on different nodes.
     placement: Literal["pack", "spread", "strict_pack", "strict_spread"] = "pack"
@@ -125,7 +128,8 @@ class FinalEvalSection(_Strict):
     attack_n: Dict[AttackName, int] = Field(default_factory=dict, description="per-attack number of test images")
     members: Literal["front", "most_robust", "all"] = "front"
     best: bool = Field(True, description="also evaluate the best-on-validation checkpoint (test_best_*) when it is not the last")
-    pgd_aa_gap: float = Field(0.05, gt=0, le=1, description="PGD above AutoAttack by more than this raises the masking flag")
+    pgd_aa_gap: float = Field(DEFAULT_PGD_AA_GAP, gt=0, le=1,
+                              description="PGD above AutoAttack by more than this raises the masking flag")
 
 
 _TOP = {

@@ -28,3 +28,21 @@ def test_methods_do_not_import_the_training_loop():
             if isinstance(node, ast.ImportFrom):
                 mod = ("." * node.level) + (node.module or "")
                 assert not mod.startswith("..train") and "raysweep.train" not in mod, f"{f.name} imports {mod}"
+
+
+def test_private_ray_names_only_in_the_compatibility_module():
+    """Ray's internals (``_internal``/``_private`` modules, underscore names of its modules, methods of its
+    classes that start with an underscore) are used in ``tune/ray_compat.py`` and nowhere else in the package."""
+    import re
+
+    pattern = re.compile(r"ray(\.\w+)*\.(_internal|_private)\b|\"ray(\.\w+)*\.(_internal|_private)|"
+                         r"_create_default_callbacks|get_session|_setup_torch_process_group|"
+                         r"_set_torch_distributed_env_vars|_shutdown_torch|TorchConfigContextManager")
+    found = []
+    for f in sorted(Path(raysweep.__file__).parent.rglob("*.py")):
+        if f.name == "ray_compat.py":
+            continue
+        for i, line in enumerate(f.read_text().splitlines(), 1):
+            if pattern.search(line):
+                found.append(f"{f.relative_to(Path(raysweep.__file__).parent)}:{i}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -1,6 +1,6 @@
 """raysweep's way of launching Ray Train from a Tune trial (``raysweep/tune/lean_train.py``):
 the controller side stays torch-free, reports reach Tune in order, a trial that Tune stops
-early gives its resources back, and Ray's stock trainer path still works as the fallback."""
+early gives its resources back, and Ray's documented trainer path takes over on other Ray releases."""
 
 import subprocess
 import sys
@@ -59,13 +59,24 @@ def test_early_stopping_stops_ray_train_trials_and_their_workers(ray_session, tm
         assert sum(phases) == pytest.approx(startup[0].value, abs=1e-3) and min(phases) >= 0
 
 
-def test_stock_ray_trainer_path_still_works(ray_session, tiny_yaml, tmp_path, monkeypatch):
+def test_other_ray_releases_take_rays_documented_path(ray_session, tiny_yaml, tmp_path, monkeypatch):
+    """On a Ray release the private names were not tested with, trials go through Ray's ``TorchTrainer``
+    with ``TuneReportCallback`` by themselves (no report hub), and train and report as on the lean launch."""
+    from raysweep.tune import ray_compat
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("RAYSWEEP_LEAN_TRAIN", "0")
-    cfg = load_config(tiny_yaml("stock", n=2), ["resources.executor=train", "train.epochs=1", "final_eval.enabled=false"])
-    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: None)
+    monkeypatch.setattr(ray_compat, "TESTED_RAY", ((1, 0),))
+    ray_compat.lean_supported.cache_clear()
+    lines = []
+    try:
+        cfg = load_config(tiny_yaml("stock", n=2), ["resources.executor=train", "train.epochs=1", "final_eval.enabled=false"])
+        summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    finally:
+        ray_compat.lean_supported.cache_clear()
     assert summary["finished"] == 2 and summary["failed"] == 0
     assert all(int(r["epoch"]) == 1 and r.get("startup_s", 0) > 0 for r in summary["rows"])
+    with pytest.raises(ValueError):
+        ray_session.get_actor("raysweep-report-hub")  # the lean launch's actor was never started
 
 
 def test_two_ray_train_trials_train_at_the_same_time_on_two_cpus(ray_session, tmp_path, monkeypatch):

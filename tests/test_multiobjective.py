@@ -112,7 +112,7 @@ def _rec(n, cost, acc, status="FINISHED", flagged=False):
 
 def test_hypervolume_curve_fixed_reference_failed_and_flagged_trials(tmp_path):
     from raysweep.tracking.hypervolume import HypervolumeTracker
-    from raysweep.tune.callbacks import SweepState
+    from raysweep.sweep_state import SweepState
 
     state = SweepState(tmp_path / "state.json")
     objs = [{"metric": "train_time_s", "mode": "min"}, {"metric": "val_robust_acc", "mode": "max"}]
@@ -145,7 +145,7 @@ def test_hypervolume_curve_fixed_reference_failed_and_flagged_trials(tmp_path):
 
 def test_hypervolume_of_a_sweep_begun_before_the_record_existed(tmp_path):
     from raysweep.tracking.hypervolume import HypervolumeTracker
-    from raysweep.tune.callbacks import SweepState
+    from raysweep.sweep_state import SweepState
 
     state = SweepState(tmp_path / "old.json")
     for r in (_rec(1, 40.0, 0.8), _rec(0, 10.0, 0.5), {**_rec(2, 5.0, 0.1), "status": "RUNNING"}):

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import UserError
+from ..sweep_state import STATE_FILE, read_state
 
 CKPT_FILE = "state.pt"  # as raysweep.train.ray_worker.CKPT_FILE
-STATE_FILE = "state.json"
 
 
 def is_uri(path: Optional[str]) -> bool:
@@ -107,13 +107,7 @@ def find_sweep_state(start) -> Optional[Path]:
 
 
 def load_sweep_state(sweep_dir) -> Dict[str, Any]:
-    f = _local(sweep_dir) / STATE_FILE
-    if not f.is_file():
-        raise UserError(f"sweep directory {sweep_dir}: no {STATE_FILE} (moved or deleted?)")
-    try:
-        return json.loads(f.read_text())
-    except ValueError as e:
-        raise UserError(f"{f}: not valid JSON ({e})") from None
+    return read_state(_local(sweep_dir))
 
 
 def record_for_checkpoint(ckpt_path) -> Optional[Tuple[Path, Dict[str, Any], Dict[str, Any]]]:
@@ -126,7 +120,7 @@ def record_for_checkpoint(ckpt_path) -> Optional[Tuple[Path, Dict[str, Any], Dic
     f = find_sweep_state(_local(ckpt_path).parent if _local(ckpt_path).is_file() else ckpt_path)
     if f is None:
         return None
-    data = json.loads(f.read_text())
+    data = read_state(f)
     trials = list(data.get("trials", {}).values())
     ck = _local(ckpt_path)
     ck_dir = ck.parent if ck.is_file() else ck

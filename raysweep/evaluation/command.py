@@ -32,7 +32,7 @@ from ..errors import UserError
 from ..tracking.report import format_table
 from .checkpoints import (find_sweep_state, is_uri, load_checkpoint, load_sweep_state, model_states, read_spec, record_for_checkpoint,
                           record_for_run)
-from .suite import ATTACK_SUITE, check_attacks, masking_flags
+from .suite import ATTACK_SUITE, DEFAULT_PGD_AA_GAP, check_attacks, masking_flags
 
 DEFAULT_ATTACKS = "clean,pgd20,pgd50x10,cw20,autoattack"
 WHICH = ("front", "best", "all")
@@ -54,6 +54,7 @@ class Member:
     extra: Dict[str, Any] = field(default_factory=dict)
     results: Dict[str, float] = field(default_factory=dict)
     flags: Dict[str, bool] = field(default_factory=dict)
+    pgd_aa_gap: float = DEFAULT_PGD_AA_GAP  # the sweep's, when the checkpoint comes from one
 
 
 def parse_attacks(value) -> List[str]:
@@ -72,12 +73,13 @@ def _uri(tracking_uri: Optional[str], fallback: Optional[str] = None) -> str:
     return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or fallback or default_tracking_uri()
 
 
-def _member_from_record(rec: Dict[str, Any], checkpoint: Optional[str] = None, spec=None) -> Member:
+def _member_from_record(rec: Dict[str, Any], state: Dict[str, Any], checkpoint: Optional[str] = None, spec=None) -> Member:
     m = rec.get("metrics") or {}
     return Member(label=f"trial {rec.get('trial')}", spec=spec or rec["spec"], checkpoint=checkpoint or rec.get("checkpoint_path"),
                   run_id=rec.get("run_id"), trial=rec.get("trial"), method=rec.get("method", "?"),
                   train_time_s=m.get("train_time_s"), step=int(m.get("epoch", 0) or 0),
-                  extra={k: m[k] for k in ("val_robust_acc", "val_clean_acc", "cost") if k in m})
+                  extra={k: m[k] for k in ("val_robust_acc", "val_clean_acc", "cost") if k in m},
+                  pgd_aa_gap=float(state.get("pgd_aa_gap", DEFAULT_PGD_AA_GAP)))
 
 
 # -- resolving the target ----------------------------------------------------------------
@@ -86,7 +88,7 @@ def _resolve_checkpoint(target: str, spec_file, run_id, tracking_uri):
     spec = read_spec(spec_file) if spec_file else None
     if found is not None:
         _, data, rec = found
-        member = _member_from_record(rec, checkpoint=target, spec=spec)
+        member = _member_from_record(rec, data, checkpoint=target, spec=spec)
         if run_id:
             member.run_id = run_id
         return [member], _uri(tracking_uri, data.get("tracking_uri")), None
@@ -121,7 +123,7 @@ def _front_members(client, parent, which: str) -> List[Member]:
         rec = record_for_run(data, c.info.run_id)
         if rec is None:
             raise UserError(f"{sweep_dir}/state.json has no trial with run id {c.info.run_id}")
-        m = _member_from_record(rec)
+        m = _member_from_record(rec, data)
         if m.train_time_s is None:
             m.train_time_s = c.data.metrics.get("train_time_s")
         members.append(m)
@@ -152,10 +154,11 @@ def _resolve_mlflow(target: str, tracking_uri, which: str):
             sweep_dir = parent.data.tags.get("raysweep.sweep_dir")
             if not sweep_dir:
                 raise UserError(f"sweep run {parent_id} has no raysweep.sweep_dir tag: cannot find trial {target}'s checkpoint")
-            rec = record_for_run(load_sweep_state(sweep_dir), target)
+            data = load_sweep_state(sweep_dir)
+            rec = record_for_run(data, target)
             if rec is None:
                 raise UserError(f"{sweep_dir}/state.json has no trial with run id {target}")
-            m = _member_from_record(rec)
+            m = _member_from_record(rec, data)
             if m.train_time_s is None:
                 m.train_time_s = run.data.metrics.get("train_time_s")
             return [m], uri, None
@@ -183,11 +186,7 @@ def _evaluate_member(m: Member, attacks, n, batch_size, seed, device, aa_steps, 
     per_seed = [evaluate_state(m.spec, s, attacks, n=n, batch_size=batch_size, device=device, seed=seed,
                                aa_steps=aa_steps, n_queries=n_queries) for s in states]
     out = summarise_seeds(per_seed)
-    flags = {}
-    for p in per_seed:  # a flag raised by any seed's model is raised
-        for k, v in masking_flags(p).items():
-            flags[k] = flags.get(k, False) or v
-    m.results, m.flags = out, flags
+    m.results, m.flags = out, masking_flags(out, m.pgd_aa_gap)  # as the sweep flags its members
 
 
 def _log_member(client, uri, m: Member, attacks, n_desc: str):

@@ -108,9 +108,14 @@ def _acc(results: Dict, name: str) -> Optional[float]:
     return v if math.isfinite(v) else None
 
 
-def masking_flags(results: Dict, pgd_aa_gap: float = 0.05, tol: float = 0.01) -> Dict[str, bool]:
+DEFAULT_PGD_AA_GAP = 0.05
+
+
+def masking_flags(results: Dict, pgd_aa_gap: float = DEFAULT_PGD_AA_GAP, tol: float = 0.01) -> Dict[str, bool]:
     """Gradient-masking red flags (methods.md §8) from ``evaluate_*`` results; a flag is
-    present only when its inputs are.
+    present only when its inputs are. The one rule for the sweep, ``raysweep evaluate`` and the
+    reproduction tooling: applied to the accuracies reported for a checkpoint (the seed means
+    when it holds several seeds), with the gap of the sweep that trained it.
 
     * ``fgsm_beats_pgd``: the single-step attack is *stronger* than an iterative one, i.e.
       FGSM **accuracy below** PGD-20's or PGD-50×10's by more than ``tol``. (Iterative PGD from

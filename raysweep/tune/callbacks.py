@@ -11,6 +11,7 @@ from typing import Any, Dict, List
 from ray.tune import Callback
 
 from ..methods import get_method
+from ..sweep_state import SweepState
 from ..train.spec import flatten
 from .storage import as_uri
 
@@ -20,48 +21,6 @@ _TUNE_KEYS = {
     "trial_id", "date", "done", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
     "should_checkpoint", "experiment_tag", "config",
 }
-
-
-class SweepState:
-    """The sweep's own record, persisted as JSON after every event (atomic replace).
-
-    Keyed by Optuna trial number. It holds each trial's config, per-epoch metrics, status,
-    checkpoint and MLflow run id, so that (1) a resumed sweep appends to the same MLflow runs
-    instead of duplicating them and (2) MLflow can be re-synced from it after an outage."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.data: Dict[str, Any] = {"parent_run_id": None, "trials": {}}
-        if self.path.is_file():
-            self.data = json.loads(self.path.read_text())
-        self._clock = None  # (sweep_wall_s before this run, its start)
-
-    def start_clock(self) -> None:
-        """From now on every save brings ``sweep_wall_s`` (trials' wall over all runs of the sweep)
-        up to date, so a driver killed mid-sweep loses at most the time since its last event."""
-        self._clock = (float(self.data.get("sweep_wall_s", 0.0)), time.time())
-
-    def stop_clock(self) -> float:
-        """Ends this run's share of ``sweep_wall_s`` (and saves); returns that share."""
-        base, t0 = self._clock
-        self.data["sweep_wall_s"] = base + (time.time() - t0)
-        self._clock = None
-        self.save()
-        return self.data["sweep_wall_s"] - base
-
-    def save(self):
-        if self._clock is not None:
-            self.data["sweep_wall_s"] = self._clock[0] + (time.time() - self._clock[1])
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)  # atomic: a killed driver never leaves half a file
-
-    @property
-    def trials(self) -> Dict[str, Dict[str, Any]]:
-        return self.data.setdefault("trials", {})
-
-    def unfinished(self) -> List[Dict[str, Any]]:
-        return [r for r in self.trials.values() if r["status"] not in ("FINISHED", "FAILED")]
 
 
 def _our_metrics(result: Dict) -> Dict[str, float]:

@@ -18,40 +18,31 @@ group, checkpoints in storage, failure handling) and removes what a raysweep tri
 - ``ReportHub``: one actor per sweep carries reports from each trial's controller to the Tune
   trial, instead of one queue actor per trial.
 
-``RAYSWEEP_LEAN_TRAIN=0`` switches back to Ray's stock ``TorchTrainer`` + ``TuneReportCallback``
-(the bench measures both).
+The private Ray names this needs are in ``ray_compat.py``, behind its version gate: on a Ray
+release they were not tested with, or with ``RAYSWEEP_LEAN_TRAIN=0``, trials take Ray's
+documented path, ``TorchTrainer`` + ``TuneReportCallback`` (the bench measures both).
 """
 
 import asyncio
-import importlib
 import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import ray
+from ray.train import UserCallback
 from ray.train.backend import Backend, BackendConfig
-from ray.train.v2.api.callback import UserCallback
+
+from . import ray_compat
 
 HUB_NAME = "raysweep-report-hub"
-_RAY_TORCH = "ray.train.torch.config"  # worker-side steps of Ray's torch backend
-
-
-def lean_enabled() -> bool:
-    """Read by the sweep driver (not by trial processes, whose environment is Ray's)."""
-    return os.environ.get("RAYSWEEP_LEAN_TRAIN", "1") != "0"
-
-
-def _call(module: str, fn: str, *args, **kwargs):
-    """Runs ``module.fn`` on a worker: the controller pickles only these two names."""
-    return getattr(importlib.import_module(module), fn)(*args, **kwargs)
 
 
 class _DeviceContext:
     """Around the train function on each worker: select this worker's CUDA device."""
 
     def __enter__(self):
-        return _call(_RAY_TORCH, "TorchConfigContextManager").__enter__()
+        return ray_compat.device_context().__enter__()
 
     def __exit__(self, *exc):
         return False
@@ -67,17 +58,17 @@ class _LeanTorchBackend(Backend):
         backend = backend_config.backend
         if backend is None:
             backend = "nccl" if worker_group.get_resources_per_worker().get("GPU", 0) > 0 else "gloo"
-        addr, port = worker_group.execute_single(0, _call, "ray.train._internal.utils", "get_address_and_port")
+        addr, port = worker_group.execute_single(0, ray_compat.address_and_port)
         worker_group.execute(_set_master, addr, port)
-        worker_group.execute(_call, _RAY_TORCH, "_set_torch_distributed_env_vars")
-        ray.get([worker_group.execute_single_async(i, _call, _RAY_TORCH, "_setup_torch_process_group",
+        worker_group.execute(ray_compat.set_torch_env_vars)
+        ray.get([worker_group.execute_single_async(i, ray_compat.setup_process_group,
                                                    backend=backend, world_rank=i, world_size=n,
                                                    init_method="env://", timeout_s=backend_config.timeout_s)
                  for i in range(n)])
 
     def on_shutdown(self, worker_group, backend_config):
         try:
-            ray.get(worker_group.execute_async(_call, _RAY_TORCH, "_shutdown_torch",
+            ray.get(worker_group.execute_async(ray_compat.shutdown_torch,
                                                destroy_process_group=len(worker_group) > 1), timeout=30)
         except ray.exceptions.GetTimeoutError:
             pass  # a hung collective must not hang the trial's teardown
@@ -105,9 +96,7 @@ class LeanTorchConfig(BackendConfig):
 
     @property
     def framework(self):
-        from ray.train.v2._internal.util import TrainingFramework
-
-        return TrainingFramework.TORCH
+        return ray_compat.torch_framework()
 
 
 def make_trainer(*args, lean: bool = True, **kwargs):
@@ -116,17 +105,7 @@ def make_trainer(*args, lean: bool = True, **kwargs):
         from ray.train.torch import TorchTrainer
 
         return TorchTrainer(*args, **kwargs)
-    from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
-
-    class LeanTrainer(DataParallelTrainer):
-        def _create_default_callbacks(self):
-            from ray.train.v2._internal.callbacks import DatasetsCallback
-            from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
-
-            drop = (PlacementGroupCleanerCallback,) + (() if self.datasets else (DatasetsCallback,))
-            return [c for c in super()._create_default_callbacks() if not isinstance(c, drop)]
-
-    return LeanTrainer(*args, backend_config=LeanTorchConfig(), **kwargs)
+    return ray_compat.lean_trainer_class()(*args, backend_config=LeanTorchConfig(), **kwargs)
 
 
 class ReportHub:
@@ -227,11 +206,7 @@ def fit_streaming(trainer_kwargs: Dict[str, Any], key: str, report, lean: bool =
     trainer = make_trainer(**trainer_kwargs)
     done, stopped = threading.Event(), threading.Event()
     failed: List[BaseException] = []
-    # Tune sets this event when it stops the trial (ASHA); its public signal, ``report`` raising
-    # SystemExit, would come only with the trial's next report, possibly an epoch later.
-    from ray.train._internal.session import get_session
-
-    stop_requested = getattr(get_session(), "stop_event", None)
+    stop_requested = ray_compat.tune_stop_event()  # set when Tune stops the trial (ASHA)
 
     def pump():
         try:

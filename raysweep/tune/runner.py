@@ -108,9 +108,11 @@ def new_sweep_id() -> str:
 def latest_sweep_dir(exp_dir: Path, setting: Optional[str] = None) -> Optional[Path]:
     """The newest sweep of an experiment with a ``state.json``. With an object-store ``setting``
     and no local copy (a new head), the newest copy there is fetched into ``exp_dir`` first."""
-    cands = sorted(p for p in exp_dir.glob("sweep-*") if (p / "state.json").is_file())
-    if cands:
-        return cands[-1]
+    from ..sweep_state import latest_sweep_dir as latest_local
+
+    local = latest_local(exp_dir)
+    if local is not None:
+        return local
     if is_uri(setting):
         from .durable import fetch, latest_remote_sweep, remote_dir
 
@@ -128,7 +130,8 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     apply_quiet_env(workdir)
     from ray import tune
 
-    from .callbacks import MlflowSync, MlflowTrialRecorder, ProgressPrinter, SweepState, tensorboard_logger
+    from ..sweep_state import STATE_FILE, SweepState
+    from .callbacks import MlflowSync, MlflowTrialRecorder, ProgressPrinter, tensorboard_logger
     from .searcher import OptunaMultiObjectiveSearch, open_study
     from .placement import trial_resources
     from .trainable import make_trial_fn
@@ -144,7 +147,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
     exp_dir = experiment_dir(cfg, workdir)
     sweep_dir = Path(resume_dir).absolute() if resume_dir else (exp_dir / new_sweep_id())
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    state = SweepState(sweep_dir / "state.json")
+    state = SweepState(sweep_dir / STATE_FILE)
     errors: List[str] = []
 
     tracking_uri = state.data.get("tracking_uri") or cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") \
@@ -174,7 +177,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
             "raysweep.resumed_search_space": "; ".join(cfg.describe_space())})
     if not state.data.get("parent_run_id"):
         state.data.update(parent_run_id=parent_id, tracking_uri=tracking_uri, experiment=experiment,
-                          config_file=str(cfg.file), name=cfg.name)
+                          config_file=str(cfg.file), name=cfg.name, pgd_aa_gap=cfg.final_eval.pgd_aa_gap)
         state.save()
         cfg_copy.write_text(resolved)
         _safe(errors, tracker.log_artifact, parent_id, cfg_copy)
@@ -226,9 +229,10 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         eager = eager_evaluation(cfg, state.trials, to_run, use_gpu, printer)
     storage = ray_storage(cfg, sweep_dir)
     from .placement import uses_inprocess
-    from .lean_train import lean_enabled, start_hub
+    from .lean_train import start_hub
+    from .ray_compat import lean_enabled
 
-    lean = lean_enabled()
+    lean = not uses_inprocess(cfg.resources, use_gpu) and lean_enabled()  # asked only where Ray Train runs
     trial_fn = make_trial_fn(storage_join(storage, "train"), cfg.resources, use_gpu, lean=lean)
     mirror = None
     if is_uri(storage):  # the sweep's own files go beside Ray's, so the sweep outlives this disk
@@ -237,7 +241,7 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
         mirror = SweepMirror(sweep_dir, remote_dir(storage))
         mirror.push(force=True)
     hub = None  # held until the sweep ends: a named actor goes away with its last handle
-    if lean and not uses_inprocess(cfg.resources, use_gpu):
+    if lean:
         hub = start_hub()  # carries reports from each trial's Ray Train controller to its Tune trial
 
     state.start_clock()
@@ -395,6 +399,7 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
                     rec["test_config"] = _eval_signature(cfg)
                     rec.setdefault("pending_metrics", {}).update(test)
                 flags = masking_flags(test, pgd_aa_gap=cfg.final_eval.pgd_aa_gap)
+                rec["masking"] = flags  # what every later reader of the sweep takes as its flags
                 r.update({f"masking_{k}": v for k, v in flags.items()})
                 rec.setdefault("pending_tags", {}).update({f"masking_{k}": str(v).lower() for k, v in flags.items()})
                 raised = [k for k, v in flags.items() if v]
