@@ -20,55 +20,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(PLUGINS)] + [p for p in os.envir
 sys.path.insert(0, str(PLUGINS))
 
 
-# The modules whose tests start a Ray: all their tests are marked `ray`, and no other test is (checked at
-# collection). scripts/test.sh runs the suite on two pytest-xdist workers; these modules run on one of them, one
-# test after another as in a serial run: each starts a 2-CPU Ray, and two at once on a 2-core machine overload it
-# (Ray's node start times out). The other modules are spread over both workers a module at a time, so a module's
-# fixtures are built once. (Our own scheduler, not xdist_group marks with --dist loadgroup: under pytest 9,
-# pytest-xdist 3.8 silently drops the marks' groups and spread the Ray tests over both workers, seen here.)
-RAY_MODULES = {"test_autoscaling_cluster.py", "test_lean_train.py", "test_multinode.py", "test_no_leftovers.py", "test_ray_job.py", "test_reliability.py",
-               "test_reproduce_sweep.py", "test_search_spaces_front.py", "test_sweep_e2e.py", "test_ui_browser.py"}
-
-
-def _xdist_scope(nodeid: str) -> str:
-    module = nodeid.split("::")[0]
-    return "ray" if module.rsplit("/", 1)[-1] in RAY_MODULES else module
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    from xdist.scheduler import LoadScopeScheduling
-
-    class RayTestsApart(LoadScopeScheduling):
-        def _split_scope(self, nodeid):
-            return _xdist_scope(nodeid)
-
-    return RayTestsApart(config, log)
-
-
 def pytest_collection_modifyitems(config, items):
+    """A test that starts Ray is marked `ray` (scripts/test.sh runs those one after another, apart from the rest)."""
     for item in items:
-        if bool(item.get_closest_marker("ray")) != (_xdist_scope(item.nodeid) == "ray"):
-            raise pytest.UsageError(f"{item.nodeid}: a test that starts Ray is marked `ray` and its module is in "
-                                    "RAY_MODULES (tests/conftest.py), and only such tests are")
-    # the Ray tests first: with --no-loadscope-reorder they are the first unit handed out, and the longest
-    items.sort(key=lambda item: item.get_closest_marker("ray") is None)  # stable
-
-
-def pytest_runtest_setup(item):
-    """Under xdist a test that starts no Ray shares the cores with the Ray tests. Ray runs its worker
-    processes at nice 15 (ps shows it), so a plain nice 10 put these tests ahead of the trials (the Ray
-    tests took ~760 s instead of ~620 s); SCHED_IDLE gives the Ray tests the CPU first, as in a serial run (a starved
-    raylet times out at startup), and these fill the gaps they leave. Nice 19 where SCHED_IDLE is not allowed."""
-    if not os.environ.get("PYTEST_XDIST_WORKER") or item.get_closest_marker("ray"):
-        return
-    try:
-        if os.sched_getscheduler(0) != os.SCHED_IDLE:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        now = os.getpriority(os.PRIO_PROCESS, 0)
-        if now < 19:
-            os.nice(19 - now)
+        if "ray_session" in getattr(item, "fixturenames", ()) and item.get_closest_marker("ray") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses the session's Ray: mark it (or its module) `ray`")
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +182,7 @@ def check_mo_asha_sweep(summary, tmp_path, name):
     from mlflow.tracking import MlflowClient
 
     from raysweep.config import load_config
-    from raysweep.tune.callbacks import SweepState
+    from raysweep.sweep_state import SweepState
     from raysweep.tune.runner import make_scheduler
 
     assert summary["finished"] == 3 and summary["failed"] == 0
