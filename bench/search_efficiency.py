@@ -45,6 +45,7 @@ VARIANTS = {
 def run_variant(name, seed, args, work):
     from raysweep.config import load_config
     from raysweep.sweep_state import read_state
+    from raysweep.tracking.hypervolume import front_eligible
     from raysweep.tune.runner import run_sweep
 
     cfg = load_config(REPO / "search_spaces" / "quickstart.yaml", [
@@ -57,34 +58,34 @@ def run_variant(name, seed, args, work):
     state = read_state(summary["sweep_dir"])
     order = state["hypervolume"]["done"]
     trials = [state["trials"][str(t)] for t in order]
+    objectives = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
     return {"variant": name, "seed": seed, "wall_s": time.time() - t0,
             "trials": [{"trial": r["trial"], "method": r["method"], "status": r["status"],
                         "stopped_early": bool(r.get("stopped_early")),
+                        # the sweep's own rule for its front (collapsed and infeasible trials are not on it)
+                        "eligible": front_eligible(r, objectives, cfg.sweep.front_includes_flagged, cfg.infeasible),
                         "train_time_s": r["metrics"].get("train_time_s"),
                         "val_robust_acc": r["metrics"].get("val_robust_acc")} for r in trials]}
 
 
 def curve(run, ref):
-    """[(cumulative training time, hypervolume)] after each completed trial."""
-    from raysweep.tracking.pareto import hypervolume_2d, pareto_mask
+    """[(cumulative training time, hypervolume)] after each completed trial: the package's hypervolume of the
+    trials the sweep's front admits, against one reference point for every run."""
+    from raysweep.tracking.pareto import hypervolume_2d
 
     pts, out, spent = [], [], 0.0
     for t in run["trials"]:
         spent += t["train_time_s"] or 0.0
-        if t["status"] == "FINISHED" and t["train_time_s"] is not None and t["val_robust_acc"] is not None:
+        if t.get("eligible", t["status"] == "FINISHED" and t["val_robust_acc"] is not None):
             pts.append([t["train_time_s"], t["val_robust_acc"]])
-        if pts:
-            front = [p for p, on in zip(pts, pareto_mask(pts, ["min", "max"])) if on]
-            out.append((spent, hypervolume_2d(front, ["min", "max"], ref)))
-        else:
-            out.append((spent, 0.0))
+        out.append((spent, hypervolume_2d(pts, ["min", "max"], ref) if pts else 0.0))
     return out
 
 
 def front_methods(run):
     from raysweep.tracking.pareto import pareto_mask
 
-    fin = [t for t in run["trials"] if t["status"] == "FINISHED" and t["val_robust_acc"] is not None]
+    fin = [t for t in run["trials"] if t.get("eligible", t["status"] == "FINISHED" and t["val_robust_acc"] is not None)]
     mask = pareto_mask([[t["train_time_s"], t["val_robust_acc"]] for t in fin], ["min", "max"])
     return [t["method"] for t, on in zip(fin, mask) if on]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the seed papers' claims: every search_spaces/reproduce/<dataset>/*.yaml as an ordinary sweep on the
-# embedded default (local Ray, ./mlflow.db, ./raysweep_runs), then bench/claims.py writes bench/results/claims.json
+# embedded default (local Ray, ./mlflow.db, ./raysweep_runs), then `raysweep claims` writes bench/results/claims.json
 # and the README table. About 30-60 minutes per YAML on 2 CPU cores. Resumable: run it again after an interruption
 # and each YAML continues its latest sweep (finished trials and evaluations are not repeated).
 #   bash scripts/reproduce.sh                                  # everything
@@ -17,4 +17,4 @@ for f in "${files[@]}"; do
   echo "reproduce: $f"
   .venv/bin/raysweep sweep "$f" --resume
 done
-.venv/bin/python bench/claims.py
+.venv/bin/raysweep claims

@@ -1,12 +1,9 @@
-"""bench/claims.py's verdict rules on hand-made rows: similar / higher robustness, speed bounds, the teacher-excluded
+"""The claims' verdict rules (raysweep/repro) on hand-made rows: similar / higher robustness, speed bounds, the teacher-excluded
 RRM speed-up, no verdict against an unrobust baseline, and provisional verdicts while a tuning sweep is missing."""
 
-import importlib.util
-import pathlib
-
-_spec = importlib.util.spec_from_file_location("claims", pathlib.Path(__file__).resolve().parents[1] / "bench" / "claims.py")
-claims = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(claims)
+from raysweep.repro import judge as claims_judge
+from raysweep.repro import report, rules
+from raysweep.repro import rows as claims_rows
 
 def _row(label, aa, time_s, clean=0.98, std=0.005, cost=10.0, teacher=None):
     agg = lambda m: {"mean": m, "std": std, "seeds": [m] * 3}  # noqa: E731
@@ -18,7 +15,7 @@ RULE = dict(paper="backward_smoothing", dataset="mnist", claim="c", robust="simi
             pairs=[("TRADES-10", ["BS", "BS (tuned)"])])
 
 def _judge(rows, rule=RULE):
-    return claims.judge(rule, {r["label"]: r for r in rows})
+    return claims_judge.judge(rule, {r["label"]: r for r in rows})
 
 def test_similar_and_a_third_of_the_time_holds():
     v = _judge([_row("TRADES-10", 0.86, 500.0), _row("BS", 0.85, 180.0)])
@@ -55,9 +52,9 @@ def test_rrm_speed_is_judged_without_the_teacher_and_reported_with_it():
     assert _judge(rows, rule)["verdict"] == "partly"
 
 def test_backward_smoothing_on_mnist_must_match_trades_at_both_betas():
-    """The MNIST rule as bench/claims.py builds it: the tuned point (beta 6) against TRADES-10 at beta 1 and at beta 6."""
-    (rule,) = [r for r in claims.RULES if r["paper"] == "backward_smoothing" and r["dataset"] == "mnist"]
-    bs, tuned, b6 = "Backward Smoothing (paper defaults, beta 1)", "Backward Smoothing (tuned)", claims.BS_TUNED_TRADES["mnist"]
+    """The MNIST rule as raysweep/repro/rules.py builds it: the tuned point (beta 6) against TRADES-10 at beta 1 and at beta 6."""
+    (rule,) = [r for r in rules.RULES if r["paper"] == "backward_smoothing" and r["dataset"] == "mnist"]
+    bs, tuned, b6 = "Backward Smoothing (paper defaults, beta 1)", "Backward Smoothing (tuned)", rules.BS_TUNED_TRADES["mnist"]
     rows = [_row("TRADES-10", 0.86, 500.0), _row(b6, 0.88, 500.0), _row(bs, 0.50, 180.0), _row(tuned, 0.855, 180.0)]
     v = _judge(rows, rule)
     assert v["verdict"] == "partly" and [p["verdict"] for p in v["per_baseline"]] == ["holds", "partly"]
@@ -68,9 +65,9 @@ def test_backward_smoothing_on_mnist_must_match_trades_at_both_betas():
 
 
 def test_fp_better_must_beat_fgsm_rs_from_either_random_start():
-    """The rule as bench/claims.py builds it: against FGSM-RS with the clipped start (Wong et al.'s CIFAR-10 code) and
+    """The rule as raysweep/repro/rules.py builds it: against FGSM-RS with the clipped start (Wong et al.'s CIFAR-10 code) and
     with the unclipped one (their MNIST code); beating only the collapsed variant is not "higher robustness"."""
-    (rule,) = [r for r in claims.RULES if r["paper"] == "fp_better" and r["dataset"] == "mnist"]
+    (rule,) = [r for r in rules.RULES if r["paper"] == "fp_better" and r["dataset"] == "mnist"]
     rows = [_row("FGSM-RS", 0.36, 360.0, cost=16.0), _row("FP-Better (paper defaults)", 0.80, 310.0, cost=12.0),
             _row("FGSM-RS (unclipped start)", 0.85, 360.0, cost=16.0),
             _row("FP-Better (unclipped start)", 0.82, 310.0, cost=12.0)]
@@ -96,13 +93,12 @@ def _trial(time_s, val, label=None, co=0.0, cost=None):
 
 
 def test_tuned_point_keeps_to_the_budget_and_calibrates_it_with_an_anchor(tmp_path, capsys):
-    """bench/tuned_point.py: the best validation point within max_time_ratio x the baseline's time, never a collapsed
+    """The tuned point (raysweep/repro/tuned_point.py): the best validation point within max_time_ratio x the baseline's time, never a collapsed
     one; with --anchor the budget is rescaled by how much slower the tuning sweep ran the reproduction's configuration."""
     import json
 
-    spec = importlib.util.spec_from_file_location("tuned_point", pathlib.Path(__file__).resolve().parents[1] / "bench" / "tuned_point.py")
-    tp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tp)
+    from raysweep.repro import tuned_point as tp
+
     _state(tmp_path, "rep", [_trial(400.0, 0.9, "base"), _trial(200.0, 0.8, "cheap")])
     _state(tmp_path, "tune", [_trial(240.0, 0.70, "as rep"), _trial(290.0, 0.85), _trial(250.0, 0.95, co=1.0),
                               _trial(310.0, 0.99)])
@@ -143,11 +139,11 @@ def test_a_side_by_side_timing_judges_the_speed_and_the_sweep_ratio_is_shown():
     rows = [_row("PGD-AT", 0.88, 500.0), _row("PGD-AT + pruning", 0.875, 520.0, cost=8.0)]
     assert _judge(rows, rule)["verdict"] == "partly"  # 1.04x as the sweep ran them: not faster
     paired = {("mnist", "PGD-AT", "PGD-AT + pruning"): {"time_ratio": 0.70, "rounds": [{}]}}
-    v = claims.judge(rule, {r["label"]: r for r in rows}, paired)
+    v = claims_judge.judge(rule, {r["label"]: r for r in rows}, paired)
     assert v["verdict"] == "holds" and "0.70x its training time side by side" in v["why"]
     assert "1.04x time as the sweep ran them" in v["why"]
     paired = {("fashion_mnist", "PGD-AT", "PGD-AT + pruning"): {"time_ratio": 0.70, "rounds": [{}]}}
-    assert claims.judge(rule, {r["label"]: r for r in rows}, paired)["verdict"] == "partly"  # another dataset's pair
+    assert claims_judge.judge(rule, {r["label"]: r for r in rows}, paired)["verdict"] == "partly"  # another dataset's pair
 
 
 def _committed_row(label, exp, sweep, aa, time_s, cost, method="pgd_at"):
@@ -180,7 +176,7 @@ def test_a_sweep_run_on_a_fresh_checkout_adds_to_the_committed_rows_instead_of_r
     state = runs / exp / "sweep-20260101-000000" / "state.json"
     state.write_text(state.read_text().replace('"trials"', f'"experiment": "{exp}", "trials"', 1))
 
-    result = claims.collect(runs, tmp_path / "no-paired.json", committed)
+    result = claims_rows.collect(runs, tmp_path / "no-paired.json", committed)
     labels = [(r["experiment"], r["label"]) for r in result["rows"]]
     assert labels == [("reproduce-fp-better-mnist", "FGSM-RS"), (exp, "PGD-AT of the student architecture"),
                       (exp, "RRM student (paper defaults)"), (exp, "RRM student (tuned)")]
@@ -189,12 +185,12 @@ def test_a_sweep_run_on_a_fresh_checkout_adds_to_the_committed_rows_instead_of_r
     # both rrm sweeps are listed, in the order they started; a committed sweep none of whose rows is reported is not
     assert [(s["experiment"], s["sweep"]) for s in result["sweeps"]] == [
         ("reproduce-fp-better-mnist", "sweep-20261201-102617"), (exp, "sweep-20260101-000000"), (exp, old)]
-    md = claims.markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
+    md = report.markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
     assert f"| rrm-mnist ({old}) | RRM student (paper defaults) |" in md
     assert "| rrm-mnist (sweep-20260101-000000) | RRM student (tuned) |" in md
     assert "| fp-better-mnist | FGSM-RS |" in md
     # a local row of a committed label takes its place; --fresh (no committed rows) reports this machine only
-    assert [r["label"] for r in claims.collect(runs, tmp_path / "none.json")["rows"]] == ["RRM student (tuned)"]
+    assert [r["label"] for r in claims_rows.collect(runs, tmp_path / "none.json")["rows"]] == ["RRM student (tuned)"]
 
 
 def test_speed_alone_is_not_partly_for_a_model_autoattack_breaks():
@@ -218,10 +214,10 @@ def test_a_dataset_with_only_its_baselines_says_so_and_checks_them_against_its_o
     exp = "reproduce-baselines-fashion_mnist"
     row = dict(_committed_row("PGD-AT (PGD-10)", exp, "sweep-20261202-144554", 0.62, 300.0, 55.0), dataset="fashion_mnist",
                eps=0.1, model="small_cnn")
-    result = claims.collect(tmp_path / "runs", tmp_path / "none.json", {"rows": [row], "sweeps": []})
+    result = claims_rows.collect(tmp_path / "runs", tmp_path / "none.json", {"rows": [row], "sweeps": []})
     assert not [c for c in result["claims"] if c["dataset"] == "fashion_mnist"]
     (b,) = [b for b in result["baselines"] if b["dataset"] == "fashion_mnist"]
     assert b["metric"] == "aa" and b["reached"] and "no published level" in b["source"]
-    md = claims.markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
+    md = report.markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
     assert "No claim reproduced on Fashion-MNIST yet" in md and "| paper | claim |" not in md
     assert "test AutoAttack 62.0% (target ≥ 30.0%; no published level" in md

@@ -1,5 +1,5 @@
 """One whole reproduction as a sweep end to end (Ray, MLflow, the final evaluation of every member), then
-bench/claims.py turns it into rows and a verdict. A module of its own: its test starts Ray, and the suite runs Ray
+`raysweep claims` turns it into rows and a verdict. A module of its own: its test starts Ray, and the suite runs Ray
 tests apart (tests/conftest.py)."""
 
 import json
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.ray
 
 def test_a_reproduction_runs_end_to_end_and_gets_a_verdict(ray_session, tmp_path, monkeypatch):
     """backward_smoothing.yaml as a real sweep (2 configurations x 2 seeds, small data), every member evaluated
-    with clean, PGD-20 and AutoAttack, then bench/claims.py: rows with mean/std and a verdict with a why."""
+    with clean, PGD-20 and AutoAttack, then `raysweep claims`: rows with mean/std and a verdict with a why."""
     from raysweep.tune.runner import run_sweep
 
     monkeypatch.chdir(tmp_path)
@@ -42,9 +42,9 @@ def test_a_reproduction_runs_end_to_end_and_gets_a_verdict(ray_session, tmp_path
                 "test_autoattack_acc_seed1"} <= set(r)
         assert r["test_n_all"] == 64 and r["test_n_16"] == 16
     out = tmp_path / "claims"
-    res = subprocess.run([sys.executable, str(REPO / "bench" / "claims.py"), "--runs", str(tmp_path / "raysweep_runs"),
+    res = subprocess.run([sys.executable, "-m", "raysweep.cli", "claims", "--runs", str(tmp_path / "raysweep_runs"),
                           "--out", str(out), "--no-readme", "--figures", str(out)],  # the repo's docs/ stay untouched
-                         capture_output=True, text=True, timeout=300)
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "figures: " + str(out) in res.stdout, res.stdout[-500:]  # drawn where asked, not into docs/
     data = json.loads((out / "claims.json").read_text())

@@ -9,7 +9,7 @@ Two objectives only: with more, nothing is computed and the sweep says so once."
 
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .pareto import hypervolume_2d, pareto_mask
+from .pareto import hypervolume_2d
 
 DERIVED_FACTOR = 10.0
 
@@ -80,9 +80,8 @@ class HypervolumeTracker:
             return 0.0
         metrics = [o["metric"] for o in self.objectives]
         modes = [o["mode"] for o in self.objectives]
-        pts = [[r["metrics"][m] for m in metrics] for r in recs]
-        front = [p for p, on in zip(pts, pareto_mask(pts, modes)) if on]
-        return hypervolume_2d(front, modes, [self.data["ref"][m] for m in metrics])
+        pts = [[r["metrics"][m] for m in metrics] for r in recs]  # dominated points add no area
+        return hypervolume_2d(pts, modes, [self.data["ref"][m] for m in metrics])
 
     def ref_param(self) -> str:
         return format_ref(self.data.get("ref"))
