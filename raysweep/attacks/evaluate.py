@@ -4,6 +4,7 @@ from typing import Dict
 
 import torch
 
+from ..models.modes import eval_mode
 from .gradient import fgsm, margin_loss, pgd
 
 
@@ -33,12 +34,10 @@ def make_attack(name: str, eps: float, norm: str = "linf", steps: int = 10, alph
 
 def accuracy_under(model, x_u8_or_float, y, attacks: Dict[str, callable], batch_size: int = 500, device=None) -> Dict[str, float]:
     """Accuracy for each named attack over (x, y); x may be uint8 (scaled here) or float in [0,1]."""
-    was_training = model.training
-    model.eval()
     correct = {k: 0 for k in attacks}
     n = 0
     device = device or next(model.parameters()).device
-    try:
+    with eval_mode(model):
         for xb, yb in _batches(x_u8_or_float, y, batch_size):
             xb = xb.to(device)
             xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
@@ -48,6 +47,4 @@ def accuracy_under(model, x_u8_or_float, y, attacks: Dict[str, callable], batch_
                 with torch.no_grad():
                     correct[k] += (model(xa).argmax(1) == yb).sum().item()
             n += len(yb)
-    finally:
-        model.train(was_training)
     return {k: v / max(1, n) for k, v in correct.items()}

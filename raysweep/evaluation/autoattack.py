@@ -31,6 +31,8 @@ from typing import Optional
 
 import torch
 
+from ..models.modes import eval_mode
+
 _NORMS = {"linf": "Linf", "l2": "L2", "Linf": "Linf", "L2": "L2"}
 
 
@@ -79,19 +81,13 @@ def _project(x_adv, x, eps, norm):
 
 @contextmanager
 def _eval_fp32(model, device):
-    was_training = model.training
-    model.eval()
     bad = [p.dtype for p in model.parameters() if p.is_floating_point() and p.dtype != torch.float32]
     if bad:
-        model.train(was_training)
         raise ValueError(f"evaluate in fp32: the model has {bad[0]} parameters (call model.float() first)")
     # torchattacks reseeds the CPU generator and the current CUDA device's
     devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices), torch.autocast(device.type, enabled=False):
-            yield
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.random.fork_rng(devices=devices), torch.autocast(device.type, enabled=False):
+        yield
 
 
 def _robust_mask(model, attack_factory, x, y, eps, norm, batch_size, device) -> torch.Tensor:

@@ -29,7 +29,8 @@ import torch
 from ..hparams import hp, parse_eps_relative
 from .base import FORWARD_ONLY, Method, StepResult
 from .registry import register_method
-from .trades import eval_mode, kl_per_example, signed_ascent, trades_per_example
+from ..models.modes import eval_mode
+from .trades import kl_per_example, signed_ascent, trades_per_example
 
 
 def backward_smoothing_init(model, x, target_logits, eps: float, alpha: float, norm: str = "linf"):

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 
 from ..attacks import fgsm
 from ..hparams import hp, parse_eps_relative
+from ..models.modes import train_mode
 from .base import FORWARD_ONLY, Method, StepResult
 from .registry import register_method
 
@@ -222,31 +223,29 @@ class FPBetter(Method):
         for m in bns:
             m.reset_running_stats()
             m.momentum = None  # cumulative moving average over the recalibration batches
-        was_training = model.training
-        model.train()
         augment = getattr(run.loader, "augment", None)
         eps = float(run.spec.threat.eps)
         alpha = float(parse_eps_relative(self.p.alpha, eps))
         per_example = FORWARD_ONLY
         try:
-            for i in range(0, n, bs):
-                idx = order[i:i + bs].to(train.x.device)
-                x = train.floats(idx).to(run.device)
-                if augment is not None:
-                    x = augment(x)
-                if self.p.bn_recal_input == "adversarial":
-                    y = train.y[idx].to(run.device)
-                    s = self.p.label_smoothing
-                    # the attack's forward also feeds the statistics, as it does in training
-                    x = fgsm(model, x, y, eps, alpha=alpha, norm=run.spec.threat.norm, random_init=True,
-                             loss_fn=lambda logits, yy: label_smoothed_ce(logits, yy, s).sum(),
-                             clip_start=self.p.clip_start)
-                    per_example = 1.0 + FORWARD_ONLY
-                self._forward_stats(model, x)
+            with train_mode(model):
+                for i in range(0, n, bs):
+                    idx = order[i:i + bs].to(train.x.device)
+                    x = train.floats(idx).to(run.device)
+                    if augment is not None:
+                        x = augment(x)
+                    if self.p.bn_recal_input == "adversarial":
+                        y = train.y[idx].to(run.device)
+                        s = self.p.label_smoothing
+                        # the attack's forward also feeds the statistics, as it does in training
+                        x = fgsm(model, x, y, eps, alpha=alpha, norm=run.spec.threat.norm, random_init=True,
+                                 loss_fn=lambda logits, yy: label_smoothed_ce(logits, yy, s).sum(),
+                                 clip_start=self.p.clip_start)
+                        per_example = 1.0 + FORWARD_ONLY
+                    self._forward_stats(model, x)
         finally:
             for m, mom in zip(bns, momenta):
                 m.momentum = mom
-            model.train(was_training)
         _broadcast_buffers(run, bns)
         if run.device.type == "cuda":
             torch.cuda.synchronize(run.device)

@@ -37,7 +37,8 @@ from ..attacks.core import project, random_start
 from ..hparams import hp, parse_eps_relative
 from .base import Method, StepResult
 from .registry import register_method
-from .trades import eval_mode, kl_per_example
+from ..models.modes import eval_mode
+from .trades import kl_per_example
 
 
 def local_ball_samples(x, x_adv, eps: float, radius: float, m: int, norm: str = "linf") -> List[torch.Tensor]:

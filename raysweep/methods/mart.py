@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from ..hparams import hp, parse_eps_relative
 from .base import Method, StepResult
 from .registry import register_method
-from .trades import eval_mode, kl_per_example, signed_ascent
+from ..models.modes import eval_mode
+from .trades import kl_per_example, signed_ascent
 
 MART_BCE_OFFSET = 1e-4
 

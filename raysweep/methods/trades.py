@@ -33,17 +33,16 @@ training = 3 (forwards on x, x and x', one backward through all three; 2 without
 clean forward) → K + 3 + 1/3 per example (K + 2 + 1/3).
 
 Helpers shared with ``mart``, ``backward_smoothing`` and ``local_ball`` live here:
-``kl_per_example``, ``eval_mode``, ``signed_ascent``.
+``kl_per_example``, ``signed_ascent``.
 """
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from ..attacks.core import ascent_direction, project
+from ..models.modes import eval_mode
 from ..hparams import hp, parse_eps_relative
 from .base import FORWARD_ONLY, Method, StepResult
 from .registry import register_method
@@ -58,18 +57,6 @@ def kl_per_example(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tens
     logp = F.log_softmax(logits_p, dim=1)
     logq = F.log_softmax(logits_q, dim=1)
     return (logp.exp() * (logp - logq)).sum(dim=1)
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module):
-    """Put every submodule in eval mode and restore each one's own flag afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, was in modes:
-            m.training = was
 
 
 def signed_ascent(forward, x, x_start, loss_fn, eps: float, alpha: float, steps: int, norm: str = "linf"):

@@ -8,6 +8,8 @@ from typing import List, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from .modes import eval_mode
+
 
 class Normalize(nn.Module):
     """(x - mean) / std with x in [0, 1], so attacks and ε live in pixel space."""
@@ -126,15 +128,12 @@ def _module_macs(model: nn.Module, input_shape):
         macs[mod] = layer_macs(mod, out)
 
     hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, MAC_LAYERS)]
-    was_training = model.training
-    model.eval()
     _PROBE.on = True
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             model(torch.zeros((1,) + tuple(input_shape), device=next(model.parameters()).device))
     finally:
         _PROBE.on = False
-        model.train(was_training)
         for h in hs:
             h.remove()
     return macs

@@ -91,6 +91,7 @@ import torch
 import torch.nn.functional as F
 
 from ..methods.base import StepContext
+from ..models.modes import modes_kept
 from .passes import count_passes
 from .spec import PruningSpec
 
@@ -433,12 +434,11 @@ class PruningPolicy:
         buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
         method_state = copy.deepcopy(run.method.state_dict())
         method_plain = {k: v for k, v in vars(run.method).items() if isinstance(v, (bool, int, float, str, type(None)))}
-        was_training = model.training
         try:
-            with torch.random.fork_rng(devices=devices), count_passes(model, tuple(run.data.input_shape)) as count:
+            with modes_kept(model), torch.random.fork_rng(devices=devices), \
+                    count_passes(model, tuple(run.data.input_shape)) as count:
                 out = self._score(run, need_features)
         finally:
-            model.train(was_training)
             model.zero_grad(set_to_none=True)
             with torch.no_grad():
                 for k, b in model.named_buffers():
