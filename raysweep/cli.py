@@ -28,10 +28,12 @@ def cmd_validate(args) -> int:
     cfg = load_config(args.file, args.set)
     for note in cfg.notes:
         _print(f"raysweep: {note}")
-    if args.data:
-        from .preflight import check_against_data
+    from .preflight import check_against_data, check_paths
 
+    if args.data:
         check_against_data(cfg)
+    else:
+        check_paths(cfg)
     _print(f"{cfg.file}: OK")
     _print(f"name: {cfg.name}")
     _print(f"methods: {', '.join(cfg.methods)}")
@@ -60,7 +62,8 @@ def _workdir() -> Path:
 
 def cmd_sweep(args) -> int:
     from .config import load_config
-    from .tune.runner import absolute_input_paths, experiment_dir, latest_sweep_dir, run_sweep
+    from .tune.layout import absolute_input_paths, experiment_dir, latest_sweep_dir
+    from .tune.runner import run_sweep
 
     cfg = load_config(args.file, args.set, args.only)
     for note in cfg.notes:
@@ -95,7 +98,8 @@ def _ui_hint(summary) -> str:
 
 def cmd_resume(args) -> int:
     from .config import load_config
-    from .tune.runner import latest_sweep_dir, run_sweep, runs_root
+    from .tune.layout import latest_sweep_dir, runs_root
+    from .tune.runner import run_sweep
 
     workdir = _workdir()
     setting = args.storage or os.environ.get("RAYSWEEP_STORAGE_PATH")
@@ -243,8 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.set_defaults(fn=cmd_ui)
 
     from .evaluation.command import add_evaluate_parser
+    from .repro.command import add_claims_parser
 
     add_evaluate_parser(sub)
+    add_claims_parser(sub)
     return p
 
 

@@ -18,5 +18,16 @@ class ConfigError(UserError):
         super().__init__(where + message)
 
 
+def did_you_mean(key: str, allowed) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def unknown_key(file, key, allowed, where="") -> ConfigError:
+    return ConfigError(file, f"{where}{key}", f"unknown key ({did_you_mean(key, allowed)}allowed: {', '.join(sorted(allowed))})")
+
+
 class DataError(UserError):
     """A dataset that cannot be found or read, naming the path and what was expected."""

@@ -6,6 +6,7 @@ model that cannot take the dataset's input shape) would otherwise surface as the
 in every trial, each retried, the whole budget burnt. Here it is one ``ConfigError`` (exit 2)
 before anything is started or written."""
 
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Tuple
 
 import torch
@@ -42,9 +43,18 @@ def _data_key(spec, err: str) -> str:
     return "dataset.root" if spec.dataset.root else "dataset.name"
 
 
+def check_paths(cfg: SweepConfig) -> None:
+    """The filesystem paths a sweep reads: a dataset root that does not exist is one line, not a loader's error."""
+    root = cfg.base["dataset"].get("root")
+    if root is not None and not Path(root).expanduser().is_dir():
+        raise ConfigError(cfg.file, "dataset.root", f"directory {root} does not exist (expected the "
+                                                    f"{cfg.base['dataset']['name']} files in their standard layout)")
+
+
 def check_against_data(cfg: SweepConfig) -> None:
-    """Raise ``ConfigError`` naming the file and key for what the data or the model refuses (and for a
-    final evaluation whose attacks need a package that is not installed)."""
+    """Raise ``ConfigError`` naming the file and key for what the filesystem, the data or the model refuses (and
+    for a final evaluation whose attacks need a package that is not installed)."""
+    check_paths(cfg)
     _check_attack_packages(cfg)
     datasets: Dict[tuple, Any] = {}
     models = set()

@@ -183,7 +183,7 @@ def check_mo_asha_sweep(summary, tmp_path, name):
 
     from raysweep.config import load_config
     from raysweep.sweep_state import SweepState
-    from raysweep.tune.runner import make_scheduler
+    from raysweep.tune.schedulers import make_scheduler
 
     assert summary["finished"] == 3 and summary["failed"] == 0
     epochs = {int(r["trial"]): int(r["epoch"]) for r in summary["rows"]}

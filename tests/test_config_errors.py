@@ -56,8 +56,14 @@ def test_pruning_keep_at_least_one():
 
 
 def test_missing_dataset_directory(tmp_path):
+    """Parsing reads no filesystem; the preflight, which runs before anything starts, names the missing root."""
+    from raysweep.preflight import check_paths
+
     missing = tmp_path / "nope"
-    msg = err(with_(dataset={"name": "cifar10", "root": str(missing)}))
+    cfg = parse_config(with_(dataset={"name": "cifar10", "root": str(missing)}), "x.yaml")
+    with pytest.raises(ConfigError) as e:
+        check_paths(cfg)
+    msg = str(e.value)
     assert "dataset.root" in msg and str(missing) in msg and "does not exist" in msg
 
 

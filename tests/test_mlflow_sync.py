@@ -6,7 +6,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from raysweep.tracking.store import SweepTracker
-from raysweep.tune.callbacks import MlflowSync, SweepState
+from raysweep.sweep_state import SweepState
+from raysweep.tracking.sync import MlflowSync
 
 
 class _OutageOnce(SweepTracker):

@@ -43,7 +43,7 @@ def test_parent_run_description_puts_the_front_first_and_fits_a_tag(tmp_path):
     from conftest import TINY_YAML
 
     from raysweep.config import load_config
-    from raysweep.tune.runner import NOTE_LIMIT, front_note
+    from raysweep.tune.summary import NOTE_LIMIT, front_note
 
     p = tmp_path / "n.yaml"
     p.write_text(TINY_YAML.format(name="note", n=2))

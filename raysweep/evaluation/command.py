@@ -210,23 +210,8 @@ def evaluate_target(target: str, attacks=DEFAULT_ATTACKS, n: Optional[int] = Non
     ``which``: for a sweep (experiment name or parent run id) evaluate its ``front`` (default),
     only its most robust front point by validation (``best``), or ``all`` finished trials.
     Returns ``{"members": [Member...], "tracking_uri", "parent_run_id", "csv", "png", "log_errors"}``."""
-    from mlflow.exceptions import MlflowException
-
     attacks = parse_attacks(attacks)
-    if which not in WHICH:
-        raise UserError(f"which={which!r} (allowed: {', '.join(WHICH)})")
-    if n is not None and n < 1:
-        raise UserError(f"--n {n}: must be at least 1")
-    if spec_file and not Path(str(target)).exists() and not is_uri(str(target)):
-        raise UserError(f"--spec is for a checkpoint target, and {target} is not a file or directory")
-    if Path(str(target)).expanduser().exists() or is_uri(str(target)):
-        members, uri, parent = _resolve_checkpoint(str(Path(str(target)).expanduser().absolute())
-                                                   if not is_uri(str(target)) else str(target), spec_file, run_id, tracking_uri)
-    else:
-        if run_id:
-            raise UserError("--run-id is for a checkpoint target (an MLflow target names its own runs)")
-        members, uri, parent = _resolve_mlflow(str(target), tracking_uri, which)
-
+    members, uri, parent = _resolve(target, which, n, spec_file, run_id, tracking_uri)
     from ..train.dist import pick_device
 
     dev = pick_device(device or "auto")
@@ -238,42 +223,67 @@ def evaluate_target(target: str, attacks=DEFAULT_ATTACKS, n: Optional[int] = Non
         _evaluate_member(m, attacks, n, batch_size, seed, str(dev), aa_steps, n_queries)
         if len(members) > 1:
             printer(f"raysweep: {m.label}: evaluated in {time.perf_counter() - t0:.0f} s", flush=True)
+    rows = [_row(m, attacks) for m in members]
+    summary: Dict[str, Any] = {"members": members, "rows": rows, "tracking_uri": uri,
+                               "parent_run_id": parent.info.run_id if parent is not None else None, "csv": None, "png": None}
+    summary["log_errors"] = errors = _log_all(members, rows, uri, parent, attacks, n_desc, which, summary)
+    _report(members, rows, attacks, uri, parent, errors, printer)
+    return summary
+
+
+def _resolve(target: str, which: str, n: Optional[int], spec_file, run_id, tracking_uri):
+    """(members, tracking URI, parent run or None) for a checkpoint target or an MLflow one, after the argument checks."""
+    if which not in WHICH:
+        raise UserError(f"which={which!r} (allowed: {', '.join(WHICH)})")
+    if n is not None and n < 1:
+        raise UserError(f"--n {n}: must be at least 1")
+    if spec_file and not Path(str(target)).exists() and not is_uri(str(target)):
+        raise UserError(f"--spec is for a checkpoint target, and {target} is not a file or directory")
+    if Path(str(target)).expanduser().exists() or is_uri(str(target)):
+        return _resolve_checkpoint(str(Path(str(target)).expanduser().absolute()) if not is_uri(str(target)) else str(target),
+                                   spec_file, run_id, tracking_uri)
+    if run_id:
+        raise UserError("--run-id is for a checkpoint target (an MLflow target names its own runs)")
+    return _resolve_mlflow(str(target), tracking_uri, which)
+
+
+def _log_all(members, rows, uri, parent, attacks, n_desc: str, which: str, summary: Dict[str, Any]) -> List[str]:
+    """Each member's results to its run, a sweep's evaluated front to its parent run; returns what failed."""
+    from mlflow.exceptions import MlflowException
 
     errors: List[str] = []
-    client = None
     loggable = [m for m in members if m.run_id]
-    if loggable or parent is not None:
-        from mlflow.tracking import MlflowClient
+    if not loggable and parent is None:
+        return errors
+    from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri)
     for m in loggable:
         try:
             _log_member(client, uri, m, attacks, n_desc)
         except (MlflowException, OSError) as e:
             errors.append(f"{m.label} (run {m.run_id}): {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-
-    rows = [_row(m, attacks) for m in members]
-    summary: Dict[str, Any] = {"members": members, "rows": rows, "tracking_uri": uri,
-                               "parent_run_id": parent.info.run_id if parent is not None else None,
-                               "csv": None, "png": None, "log_errors": errors}
     if parent is not None:
         summary.update(_log_front(client, uri, parent, rows, which, errors))
+    return errors
 
+
+def _report(members, rows, attacks, uri, parent, errors: List[str], printer) -> None:
     cols = ["trial" if any(m.trial is not None for m in members) else "checkpoint", "method", "train_time_s"]
     cols += [f"test_{a}_acc" for a in attacks] + ["masking", "run_id"]
     printer(format_table(rows, cols), flush=True)
-    raised = [(m, [k for k, v in m.flags.items() if v]) for m in members]
-    for m, ks in raised:
+    for m in members:
+        ks = [k for k, v in m.flags.items() if v]
         if ks:
             printer(f"raysweep: warning: {m.label}: gradient-masking red flag(s): {', '.join(ks)} "
                     f"(the robust accuracy is likely overestimated; trust AutoAttack's number)", flush=True)
+    loggable = [m for m in members if m.run_id]
     if not loggable and parent is None:
         printer("raysweep: no MLflow run to log to (pass --run-id RUN to attach the results to one)", flush=True)
     elif loggable:
         printer(f"raysweep: logged test_* metrics and masking_* tags to {len(loggable) - len(errors)} run(s) in {uri}", flush=True)
     for e in errors:
         printer(f"raysweep: warning: could not log to MLflow: {e}", flush=True)
-    return summary
 
 
 def _row(m: Member, attacks) -> Dict[str, Any]:
