@@ -74,16 +74,20 @@ def test_trades_kl_target_not_detached():
     assert g.abs().sum() > 0  # p(x) in the KL carries gradient, as in the official code
 
 
+def _fixed_batch():
+    """A BN-free model (its passes are repeatable) and a fixed MNIST-shaped batch."""
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 10, (1, 28, 28), width=4, hidden=16)
+    g = torch.Generator().manual_seed(0)
+    return model, torch.rand(4, 1, 28, 28, generator=g), torch.randint(0, 10, (4,), generator=g)
+
+
 @pytest.mark.parametrize("second_clean_forward", [True, False])
 def test_trades_step_loss_and_gradient_equal_formula(second_clean_forward):
     """TRADES.step on a fixed input: its attack is trades_attack in eval mode from the same noise, its loss
     CE(f(x), y) + β·KL(p(x) ‖ p(x')) with batchmean KL, and its gradient the formula's (p(x) not detached),
     with or without the official second clean forward."""
-    torch.manual_seed(0)
-    model = build_model("small_cnn", 10, (1, 28, 28), width=4, hidden=16)  # no BN: passes are repeatable
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(4, 1, 28, 28, generator=g)
-    y = torch.randint(0, 10, (4,), generator=g)
+    model, x, y = _fixed_batch()
     cls = get_method("trades")
     method = cls(cls.Params(steps=3, beta=2.5, second_clean_forward=second_clean_forward), Threat(eps=0.3), 10)
     torch.manual_seed(7)
@@ -202,11 +206,7 @@ def test_local_ball_samples_in_ball_and_box(norm):
 
 def test_local_ball_step_loss_equals_formula():
     """The method's loss on a fixed input equals the reconstruction's formula written out."""
-    torch.manual_seed(0)
-    model = build_model("small_cnn", 10, (1, 28, 28), width=4, hidden=16)  # no BN: passes are repeatable
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(4, 1, 28, 28, generator=g)
-    y = torch.randint(0, 10, (4,), generator=g)
+    model, x, y = _fixed_batch()
     cls = get_method("local_ball")
     p = cls.Params(k=2, rho=0.5, m=2, beta_g=3.0, beta_l=0.7)
     method = cls(p, Threat(eps=0.3), 10)
