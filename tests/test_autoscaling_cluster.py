@@ -99,8 +99,11 @@ def test_sweep_job_autoscales_from_zero_survives_a_lost_node_and_driver_with_sta
     stack.callback(lambda: _stopped(cluster))
     work, name, epochs, n = tmp_path / "src", "as-cpu", 24, 3
     work.mkdir()
+    # the Ray Train executor, as GPU trials on a cluster use it (the in-process one's checkpoints in S3:
+    # test_object_storage.py)
     (work / f"{name}.yaml").write_text(TINY_YAML.format(name=name, n=n).replace("epochs: 2", f"epochs: {epochs}")
-                                       .replace("max_concurrent: 2", "max_concurrent: auto"))
+                                       .replace("max_concurrent: 2", "max_concurrent: auto")
+                                       + "resources: {executor: train}\n")
     env = _env()
     prefix = f"s3://{BUCKET}/runs"
     runtime_env = {"env_vars": {"MLFLOW_TRACKING_URI": server.url, "RAYSWEEP_STORAGE_PATH": prefix, **s3.env}}
@@ -163,7 +166,10 @@ def test_sweep_job_autoscales_from_zero_survives_a_lost_node_and_driver_with_sta
     parents = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'sweep'")
     kids = client.search_runs([exp.experiment_id], filter_string="tags.`raysweep.kind` = 'trial'")
     assert len(parents) == 1, "resume opened a second sweep run"
-    assert sorted(int(k.data.tags["optuna_trial"]) for k in kids) == list(range(n)), "a trial was logged twice or lost"
+    # n trials, each logged once; a number asked of Optuna but never started before the kill is failed in the study
+    # on resume and not logged, so the numbers may skip it
+    logged = sorted(int(k.data.tags["optuna_trial"]) for k in kids)
+    assert len(logged) == len(set(logged)) == n, f"a trial was logged twice or lost: {logged}"
     for k in kids:
         assert k.data.tags["status"] == "FINISHED", k.data.tags
         steps = [h.step for h in client.get_metric_history(k.info.run_id, "val_robust_acc")]
@@ -178,6 +184,7 @@ def test_sweep_job_autoscales_from_zero_survives_a_lost_node_and_driver_with_sta
         assert f"runs/{name}/{sweep}/sweep/{f}" in keys, f
     final = json.loads(s3.read(BUCKET, f"runs/{name}/{sweep}/sweep/state.json"))
     assert sorted(t["status"] for t in final["trials"].values()) == ["FINISHED"] * n
+    assert sorted(int(k) for k in final["trials"]) == logged  # the state and MLflow know the same trials
 
 
 @pytest.mark.parametrize("v2", [True], ids=["autoscaler_v2"])

@@ -69,11 +69,11 @@ def test_other_ray_releases_take_rays_documented_path(ray_session, tiny_yaml, tm
     ray_compat.lean_supported.cache_clear()
     lines = []
     try:
-        cfg = load_config(tiny_yaml("stock", n=2), ["resources.executor=train", "train.epochs=1", "final_eval.enabled=false"])
+        cfg = load_config(tiny_yaml("stock", n=1), ["resources.executor=train", "train.epochs=1", "final_eval.enabled=false"])
         summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: lines.append(" ".join(map(str, a))))
     finally:
         ray_compat.lean_supported.cache_clear()
-    assert summary["finished"] == 2 and summary["failed"] == 0
+    assert summary["finished"] == 1 and summary["failed"] == 0
     assert all(int(r["epoch"]) == 1 and r.get("startup_s", 0) > 0 for r in summary["rows"])
     with pytest.raises(ValueError):
         ray_session.get_actor("raysweep-report-hub")  # the lean launch's actor was never started
