@@ -136,7 +136,7 @@ def _print_quickstart(rows):
     print("| executor | trials | median startup_s | max startup_s | trials phase (tuner.fit, s) | run_sweep wall (s) "
           "| Σ train_time_s |")
     print("|---|---|---|---|---|---|---|")
-    for ex, n, med, mx, fit, wall, train, _ in rows:
+    for ex, n, med, mx, fit, wall, train, *_ in rows:
         print(f"| {ex} | {n} | {med:.1f} | {mx:.1f} | {fit:.1f} | {wall:.1f} | {train:.1f} |")
     print("\nwhere start-up went (median s over the trials, per phase):")
     print("| phase | " + " | ".join(r[0] for r in rows) + " |")
