@@ -90,6 +90,29 @@ class MotoS3:
         os.unlink(self.log.name)
 
 
+def start_head(tmp: str, gcs_port: int, dash_port: int, env: Dict[str, str], args, timeout: float = 180):
+    """``ray start --head --block`` on 127.0.0.1 (every port free, chosen here), in a session of its own so a test
+    can kill its process group; returns (process, log file) once its job API answers."""
+    ports = {"--node-manager-port": free_port(), "--object-manager-port": free_port(),
+             "--ray-client-server-port": free_port(), "--dashboard-agent-listen-port": free_port(),
+             "--dashboard-agent-grpc-port": free_port(), "--metrics-export-port": free_port(),
+             "--runtime-env-agent-port": free_port(), "--min-worker-port": "0", "--max-worker-port": "0"}
+    cmd = [RAY, "start", "--head", "--block", f"--port={gcs_port}", "--node-ip-address=127.0.0.1",
+           "--dashboard-host=127.0.0.1", f"--dashboard-port={dash_port}", f"--temp-dir={tmp}", *args]
+    log = open(Path(tmp) / "head.log", "w")
+    proc = subprocess.Popen(cmd + [f"{k}={v}" for k, v in ports.items()], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, (Path(tmp) / "head.log").read_text()[-3000:]
+        r = subprocess.run([RAY, "job", "list", "--address", f"http://127.0.0.1:{dash_port}"], env=env,
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            return proc, log
+        time.sleep(1)
+    raise RuntimeError("the Ray head's job API did not come up")
+
+
 class FakeAutoscalingCluster:
     """``worker_types``: autoscaler node types, e.g. ``{"cpu_worker": {"resources": {"CPU": 1},
     "min_workers": 0, "max_workers": 2}}``. The head offers no CPU for training (as cluster.yaml's)
@@ -133,24 +156,10 @@ class FakeAutoscalingCluster:
         if self.v2:
             env.update(RAY_enable_autoscaler_v2="1", RAY_CLOUD_INSTANCE_ID=FAKE_HEAD_NODE_ID,
                        RAY_OVERRIDE_NODE_ID_FOR_TESTING=FAKE_HEAD_NODE_ID)
-        ports = {"--node-manager-port": free_port(), "--object-manager-port": free_port(),
-                 "--ray-client-server-port": free_port(), "--dashboard-agent-listen-port": free_port(),
-                 "--dashboard-agent-grpc-port": free_port(), "--metrics-export-port": free_port(),
-                 "--runtime-env-agent-port": free_port(), "--min-worker-port": "0", "--max-worker-port": "0"}
-        cmd = [RAY, "start", "--head", "--block", f"--port={self.gcs_port}", "--node-ip-address=127.0.0.1",
-               "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dash_port}", "--num-cpus=0", "--num-gpus=0",
-               "--resources=" + json.dumps({"raysweep_trial_driver": 10000}), f"--temp-dir={self.tmp}",
-               f"--autoscaling-config={self.config_path}"] + [f"{k}={v}" for k, v in ports.items()]
-        self.log = open(Path(self.tmp) / "head.log", "w")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            assert self.proc.poll() is None, (Path(self.tmp) / "head.log").read_text()[-3000:]
-            r = subprocess.run([RAY, "job", "list", "--address", self.address], env=env, capture_output=True, text=True)
-            if r.returncode == 0:
-                return self
-            time.sleep(1)
-        raise RuntimeError("the Ray head's job API did not come up")
+        self.proc, self.log = start_head(self.tmp, self.gcs_port, self.dash_port, env, [
+            "--num-cpus=0", "--num-gpus=0", "--resources=" + json.dumps({"raysweep_trial_driver": 10000}),
+            f"--autoscaling-config={self.config_path}"], timeout)
+        return self
 
     def raylets(self) -> Dict[str, int]:
         """Node id -> raylet PID of every node of this cluster that is up (the head's included)."""

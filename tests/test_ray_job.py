@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY_YAML, MlflowServer, free_port
+from fake_cluster import start_head
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -35,23 +35,9 @@ class RayHead:
         self.proc = None
 
     def start(self, env, timeout=180):
-        ports = {"--node-manager-port": free_port(), "--object-manager-port": free_port(),
-                 "--ray-client-server-port": free_port(), "--dashboard-agent-listen-port": free_port(),
-                 "--dashboard-agent-grpc-port": free_port(), "--metrics-export-port": free_port(),
-                 "--runtime-env-agent-port": free_port(), "--min-worker-port": "0", "--max-worker-port": "0"}
-        cmd = [RAY, "start", "--head", "--block", f"--port={self.gcs_port}", "--node-ip-address=127.0.0.1",
-               "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dash_port}", "--num-cpus=2", "--num-gpus=0",
-               f"--temp-dir={self.tmp}"] + [f"{k}={v}" for k, v in ports.items()]
-        self.log = open(Path(self.tmp) / "head.log", "w")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            assert self.proc.poll() is None, (Path(self.tmp) / "head.log").read_text()[-3000:]
-            r = subprocess.run([RAY, "job", "list", "--address", self.address], env=env, capture_output=True, text=True)
-            if r.returncode == 0:
-                return self
-            time.sleep(1)
-        raise RuntimeError("the Ray head's job API did not come up")
+        self.proc, self.log = start_head(self.tmp, self.gcs_port, self.dash_port, env, ["--num-cpus=2", "--num-gpus=0"],
+                                         timeout)
+        return self
 
     @property
     def address(self):
