@@ -58,12 +58,11 @@ def run_variant(name, seed, args, work):
     state = read_state(summary["sweep_dir"])
     order = state["hypervolume"]["done"]
     trials = [state["trials"][str(t)] for t in order]
-    objectives = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
     return {"variant": name, "seed": seed, "wall_s": time.time() - t0,
             "trials": [{"trial": r["trial"], "method": r["method"], "status": r["status"],
                         "stopped_early": bool(r.get("stopped_early")),
                         # the sweep's own rule for its front (collapsed and infeasible trials are not on it)
-                        "eligible": front_eligible(r, objectives, cfg.sweep.front_includes_flagged, cfg.infeasible),
+                        "eligible": front_eligible(r, cfg.objective_specs, cfg.sweep.front_includes_flagged, cfg.infeasible),
                         "train_time_s": r["metrics"].get("train_time_s"),
                         "val_robust_acc": r["metrics"].get("val_robust_acc")} for r in trials]}
 

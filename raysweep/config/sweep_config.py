@@ -26,6 +26,11 @@ class SweepConfig:
     constraints: List[Constraint] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)  # what loading changed on the user's behalf; the CLI prints them
 
+    @property
+    def objective_specs(self) -> List[Dict[str, str]]:
+        """The objectives as the front, the hypervolume and the schedulers take them: ``{"metric", "mode"}``."""
+        return [{"metric": o.metric, "mode": o.mode} for o in self.objectives]
+
     def infeasible(self, metrics: Dict[str, Any]) -> bool:
         return any(c.violation(metrics) > 0 for c in self.constraints)
 

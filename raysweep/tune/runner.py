@@ -178,7 +178,7 @@ def _callbacks(sweep: Sweep, to_run: int) -> Parts:
     cfg, state, plan, printer = sweep.cfg, sweep.state, sweep.plan, sweep.printer
     sync = MlflowSync(sweep.tracker, sweep.parent_id, state)
     sync.sync_all(force=True)
-    objs = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
+    objs = cfg.objective_specs
     hv = HypervolumeTracker(state, objs, declared=cfg.sweep.hypervolume_ref,
                             include_flagged=cfg.sweep.front_includes_flagged, excluded=cfg.infeasible)
     if not hv.enabled:

@@ -16,7 +16,7 @@ from .mlflow_fallback import safe_call
 
 def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, errors, printer, use_gpu, sync,
                  started: Optional[Dict[int, Any]] = None) -> Dict[str, Any]:
-    objectives = [{"metric": o.metric, "mode": o.mode} for o in cfg.objectives]
+    objectives = cfg.objective_specs
     finished = [r for r in rows if r["status"] == "FINISHED"]
     failed = [r for r in rows if r["status"] == "FAILED"]
     flagged = [r for r in finished if r.get("catastrophic_overfit", 0) > 0]
