@@ -19,10 +19,13 @@ from ..models import list_models
 from ..train.spec import SECTIONS, PruningSpec
 from .loading import load_yaml
 from .overrides import apply_overrides, drop_overridden_search, keep_only
-from .schema import (_TOP, METRICS, Constraint, FinalEvalSection, MlflowSection, Objective, ResourcesSection,
-                     SweepSection)
+from .schema import (_TOP, DEFAULT_OBJECTIVES, METRICS, NAME_PUNCTUATION, Constraint, FinalEvalSection, MlflowSection,
+                     Objective, ResourcesSection, SweepSection)
 from .space import SearchParam, check_dist_against_field, parse_dist, resolve_target
 from .sweep_config import SweepConfig
+
+# Keys whose allowed values are a registry's names (a module in `imports` can add its own), as the reference lists them.
+REGISTRIES = {"method": list_methods, "dataset.name": dataset_names, "model.name": list_models}
 
 
 def load_config(path, overrides: Optional[List[str]] = None, only: Optional[List[str]] = None) -> SweepConfig:
@@ -92,8 +95,9 @@ def _plugin_modules(raw, file: str) -> List[str]:
 
 def _parse_name(raw, file: str) -> str:
     name = raw.get("name")
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise ConfigError(file, "name", f"{name!r}: must be a non-empty string of letters, digits, '-', '_', '.'")
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in NAME_PUNCTUATION for c in name):
+        raise ConfigError(file, "name", f"{name!r}: must be a non-empty string of letters, digits, "
+                          f"{', '.join(repr(c) for c in NAME_PUNCTUATION)}")
     return name
 
 
@@ -121,10 +125,11 @@ def _parse_sections(raw, file: str, imports: List[str]):
     base: Dict[str, Any] = {"threat": asdict(threat), "imports": list(imports)}
     for sec in ("dataset", "model", "train", "eval"):
         base[sec] = asdict(_section(file, raw, sec, SECTIONS[sec], eps))
-    if base["dataset"]["name"] not in dataset_names():
-        raise ConfigError(file, "dataset.name", f"unknown dataset {base['dataset']['name']!r} (allowed: {', '.join(dataset_names())})")
-    if base["model"]["name"] not in list_models():
-        raise ConfigError(file, "model.name", f"unknown model {base['model']['name']!r} (allowed: {', '.join(list_models())})")
+    for key in ("dataset.name", "model.name"):
+        sec, fld = key.split(".")
+        names = REGISTRIES[key]()
+        if base[sec][fld] not in names:
+            raise ConfigError(file, key, f"unknown {sec} {base[sec][fld]!r} (allowed: {', '.join(names)})")
     sections = dict(SECTIONS)
     if raw.get("pruning") is not None:
         base["pruning"] = asdict(_section(file, raw, "pruning", PruningSpec, eps))
@@ -183,7 +188,7 @@ def _parse_search(raw, file: str, methods: List[str], sections, eps: float) -> L
 
 
 def _parse_objectives(raw, file: str) -> List[Objective]:
-    objectives_raw = raw.get("objectives", [{"metric": "train_time_s", "mode": "min"}, {"metric": "val_robust_acc", "mode": "max"}])
+    objectives_raw = raw.get("objectives", list(DEFAULT_OBJECTIVES))
     if not isinstance(objectives_raw, list) or not objectives_raw:
         raise ConfigError(file, "objectives", "must be a non-empty list of {metric, mode}")
     objectives = []

@@ -36,23 +36,24 @@ class ThreatSpec:
 
 @dataclass
 class TrainSpec:
-    epochs: int = hp(5, low=1, high=10_000)
-    batch_size: int = hp(128, low=1, high=1_000_000)
-    lr: float = hp(0.1, low=0.0, low_open=True, high=10.0)
-    optimizer: str = hp("sgd", choices=("sgd", "adam"))
-    momentum: float = hp(0.9, low=0.0, high=1.0, high_open=True)
-    weight_decay: float = hp(5e-4, low=0.0, high=1.0)
-    schedule: str = hp("cyclic", choices=("constant", "cyclic", "multistep", "cosine"))
+    epochs: int = hp(5, low=1, high=10_000, doc="passes over the training set")
+    batch_size: int = hp(128, low=1, high=1_000_000, doc="examples per step, split across a trial's workers")
+    lr: float = hp(0.1, low=0.0, low_open=True, high=10.0, doc="learning rate (the peak of the cyclic schedule)")
+    optimizer: str = hp("sgd", choices=("sgd", "adam"), doc="optimiser of the model's weights")
+    momentum: float = hp(0.9, low=0.0, high=1.0, high_open=True, doc="SGD momentum (unused by adam)")
+    weight_decay: float = hp(5e-4, low=0.0, high=1.0, doc="L2 weight decay")
+    schedule: str = hp("cyclic", choices=("constant", "cyclic", "multistep", "cosine"),
+                       doc="LR schedule over training progress (cyclic: 0 → lr at cyclic_peak → 0)")
     cyclic_peak: float = hp(0.4, low=0.0, high=1.0, doc="cyclic: fraction of training at which the LR peaks "
                             "(Wong et al.'s MNIST code: 0.4; their CIFAR-10 code: 0.5)")
     milestones: List[float] = hp([0.5, 0.75], doc="multistep: fractions of training where the LR is multiplied by gamma")
-    gamma: float = hp(0.1, low=0.0, low_open=True, high=1.0)
+    gamma: float = hp(0.1, low=0.0, low_open=True, high=1.0, doc="multistep: LR factor at each milestone")
     eps_warmup: float = hp(0.0, low=0.0, high=1.0, doc="fraction of training over which the training ε ramps linearly from 0 (0: off)")
     amp: str = hp("auto", choices=("auto", "bf16", "off"), doc="bf16 autocast of the training step (auto: on CUDA only); evaluation is always fp32")
     channels_last: str = hp("auto", choices=("auto", "on", "off"), doc="NHWC memory format (auto: on CUDA only)")
     compile: bool = hp(False, doc="torch.compile the model (first epoch pays the compilation)")
     grad_clip: Optional[float] = hp(None, low=0.0, low_open=True, doc="clip the gradient norm (null: off)")
-    seed: int = hp(0, low=0)
+    seed: int = hp(0, low=0, doc="seed of weight initialisation and batch order (repeat i uses seed + i)")
 
 
 @dataclass
@@ -60,7 +61,7 @@ class EvalSpec:
     val_pgd_steps: int = hp(10, low=1, high=1000, doc="PGD steps for val_robust_acc")
     val_pgd_alpha: Optional[float] = hp(None, low=0.0, low_open=True, doc="PGD step size; null: 2.5·ε/steps")
     val_n: Optional[int] = hp(None, low=1, doc="evaluate on the first n validation examples (null: all)")
-    batch_size: int = hp(500, low=1)
+    batch_size: int = hp(500, low=1, doc="examples per validation batch")
     val_fgsm: bool = hp(True, doc="also report val_fgsm_acc (FGSM, no random start): the catastrophic-overfitting signal")
     co_detect: bool = hp(True, doc="detect catastrophic overfitting: val_robust_acc falls by more than co_drop while val_fgsm_acc rises")
     co_drop: float = hp(0.2, low=0.0, low_open=True, high=1.0, doc="fall of val_robust_acc (absolute) that counts as a collapse")
@@ -75,7 +76,8 @@ class PruningSpec:
     mode: str = hp("static", choices=("static", "dynamic", "none"),
                    doc="none: train on all data (the unpruned baseline inside a pruning sweep)")
     keep: float = hp(0.5, low=0.0, low_open=True, high=1.0, high_open=True, doc="fraction of training examples kept")
-    rule: str = hp("low", choices=("high", "low", "both", "random", "loss", "gradmatch"))
+    rule: str = hp("low", choices=("high", "low", "both", "random", "loss", "gradmatch"),
+                   doc="examples kept: low/high the lowest-loss, loss the highest, both the middle; random; gradmatch")
     warmup_epochs: int = hp(5, low=0, doc="epochs on all data before the first selection (Kaufmann et al.'s pruning_epoch default)")
     every: int = hp(5, low=1, doc="dynamic: re-select every this many epochs")
     stratified: bool = hp(True, doc="apply the rule per class, keeping class proportions")
