@@ -1,7 +1,8 @@
 """The claims' verdicts from the reproduction sweeps: ``raysweep claims`` (raysweep/repro/), run from the
-repository's root so its default paths (raysweep_runs/, bench/results/, docs/, README.md) are this checkout's.
+repository's root so its default paths (raysweep_runs/, bench/results/, docs/claims/, README.md) are this checkout's.
 
     .venv/bin/python bench/claims.py [--runs DIR] [--fresh] [--no-readme]
+    .venv/bin/python bench/claims.py --pages-only     # docs/claims/ from the committed bench/results/claims.json
 """
 
 import os

@@ -2,7 +2,7 @@
 RRM speed-up, no verdict against an unrobust baseline, and provisional verdicts while a tuning sweep is missing."""
 
 from raysweep.repro import judge as claims_judge
-from raysweep.repro import report, rules
+from raysweep.repro import pages, rules
 from raysweep.repro import rows as claims_rows
 
 def _row(label, aa, time_s, clean=0.98, std=0.005, cost=10.0, teacher=None):
@@ -185,10 +185,11 @@ def test_a_sweep_run_on_a_fresh_checkout_adds_to_the_committed_rows_instead_of_r
     # both rrm sweeps are listed, in the order they started; a committed sweep none of whose rows is reported is not
     assert [(s["experiment"], s["sweep"]) for s in result["sweeps"]] == [
         ("reproduce-fp-better-mnist", "sweep-20261201-102617"), (exp, "sweep-20260101-000000"), (exp, old)]
-    md = report.markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
-    assert f"| rrm-mnist ({old}) | RRM student (paper defaults) |" in md
-    assert "| rrm-mnist (sweep-20260101-000000) | RRM student (tuned) |" in md
-    assert "| fp-better-mnist | FGSM-RS |" in md
+    written = pages.render_pages(result, [])
+    rrm_rows = {ln.split(" | ")[1]: ln for ln in written["docs/claims/rrm.md"].splitlines() if ln.startswith("| MNIST | ")}
+    assert f"| rrm-mnist, {old} |" in rrm_rows["RRM student (paper defaults)"]  # each row names the sweep it ran in
+    assert "| rrm-mnist, sweep-20260101-000000 |" in rrm_rows["RRM student (tuned)"]
+    assert "| fp-better-mnist, sweep-20261201-102617 |" in written["docs/claims/fp_better.md"]
     # a local row of a committed label takes its place; --fresh (no committed rows) reports this machine only
     assert [r["label"] for r in claims_rows.collect(runs, tmp_path / "none.json")["rows"]] == ["RRM student (tuned)"]
 
@@ -218,6 +219,8 @@ def test_a_dataset_with_only_its_baselines_says_so_and_checks_them_against_its_o
     assert not [c for c in result["claims"] if c["dataset"] == "fashion_mnist"]
     (b,) = [b for b in result["baselines"] if b["dataset"] == "fashion_mnist"]
     assert b["metric"] == "aa" and b["reached"] and "no published level" in b["source"]
-    md = report.markdown(result["rows"], result["claims"], result["baselines"], result["sweeps"])
-    assert "No claim reproduced on Fashion-MNIST yet" in md and "| paper | claim |" not in md
-    assert "test AutoAttack 62.0% (target ≥ 30.0%; no published level" in md
+    index = pages.render_pages(result, [])["docs/claims/README.md"]
+    assert "No claim reproduced on Fashion-MNIST yet" in index
+    assert not [ln for ln in index.splitlines() if ln.startswith("| [")]  # no verdict row
+    assert "| Fashion-MNIST | PGD-AT (PGD-10) | AutoAttack | 62.0 | ≥ 30.0 | reached | [1] |" in index
+    assert "1. no published level" in index

@@ -2,6 +2,7 @@
 `raysweep claims` turns it into rows and a verdict. A module of its own: its test starts Ray, and the suite runs Ray
 tests apart (tests/conftest.py)."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -43,11 +44,17 @@ def test_a_reproduction_runs_end_to_end_and_gets_a_verdict(ray_session, tmp_path
         assert r["test_n_all"] == 64 and r["test_n_16"] == 16
     out = tmp_path / "claims"
     res = subprocess.run([sys.executable, "-m", "raysweep.cli", "claims", "--runs", str(tmp_path / "raysweep_runs"),
-                          "--out", str(out), "--no-readme", "--figures", str(out)],  # the repo's docs/ stay untouched
+                          "--out", str(out), "--no-readme", "--figures", str(out), "--pages", str(out / "pages")],
+                         # the repo's docs/ stay untouched
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "figures: " + str(out) in res.stdout, res.stdout[-500:]  # drawn where asked, not into docs/
     data = json.loads((out / "claims.json").read_text())
+    assert (out / "pages" / "backward_smoothing.md").is_file() and (out / "pages" / "README.md").is_file()
+    with open(out / "curves" / "reproduce-backward-smoothing-mnist.csv") as f:
+        curve = list(csv.DictReader(f))
+    assert len(curve) == 2 * 2 * 1  # 2 configurations x 2 seeds x 1 epoch
+    assert {ln["seed"] for ln in curve} == {"0", "1"} and all(float(ln["val_robust_acc"]) >= 0 for ln in curve)
     rows = {r["label"]: r for r in data["rows"]}
     assert set(rows) == {"TRADES-10", "Backward Smoothing (paper defaults, beta 1)"}
     for r in rows.values():

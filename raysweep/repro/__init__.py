@@ -3,9 +3,19 @@
 
 * ``bench/results/claims.json``: one row per configuration (mean ± std over its seeds of clean, PGD-20 and
   AutoAttack test accuracy, training time and cost, plus its MLflow run id) and one verdict per claim and dataset;
-* ``bench/results/claims.md``: the tables, also written into README.md between the ``claims`` markers;
-* ``docs/claims_<dataset>.png``: every configuration on one plane, training cost against AutoAttack accuracy, with
-  the AutoAttack-evaluated front (cost, not seconds: one figure's rows may come from machines of different speed).
+* ``bench/results/curves/<experiment>.csv``: each row's per-epoch validation curve, per seed, for the sweeps whose
+  state is on this machine (claims.json keeps only the last epoch);
+* ``docs/claims/``: the index (``README.md``: the rules below, the words the tables use, one row per paper and
+  dataset, the baseline checks, what each reproduction took), one page per paper, ``baselines.md``, and per dataset
+  a figure of every configuration on one plane, training cost against AutoAttack accuracy, with the
+  AutoAttack-evaluated front (cost, not seconds: one figure's rows may come from machines of different speed). Each
+  page's generated part sits between its ``generated`` markers; the text around it is written by hand and kept;
+* the results at a glance (one row per paper and dataset) in README.md between its ``results`` markers, where it
+  has them.
+
+The pages need no sweep state: ``raysweep claims --pages-only`` renders them from the committed claims.json and
+``paired_times.json``, judging the committed rows again (tests/test_claims_pages.py checks those verdicts are
+claims.json's and that the committed pages are current).
 
 The verdict is computed, not written by hand, from the rules in ``rules.py`` (``RULES``), on AutoAttack accuracy (the
 strongest attack; PGD-20 is shown beside it) and measured training time, both as means over the seeds:
@@ -28,7 +38,7 @@ part counts only for a robust model, AutoAttack at or above ``MIN_BASELINE_AA``)
 verdict other than "holds" is *provisional* while the claim's "(tuned)" configuration has not run (the tuning sweep
 may still find the point that makes it hold); the why names the numbers behind it
 and what went wrong (catastrophic overfitting, gradient masking flags, an unrobust teacher). Where a claim has several
-baselines it must hold against each: data pruning against PGD-AT, TRADES and MART; Backward Smoothing on MNIST
+baselines it must hold against each: data pruning against PGD-AT, TRADES and MART; Backward Smoothing
 against TRADES-10 at TRADES' MNIST weight (beta 1) and at the weight its tuned point uses (``BS_TUNED_TRADES``);
 FP-Better against FGSM-RS from either random start (clipped to the image, as Wong et al.'s CIFAR-10 code,
 and unclipped, as their MNIST code, which on MNIST at eps 0.3 often decides whether FGSM-RS collapses).
@@ -37,7 +47,9 @@ so a reader sees what the method added over no method at all.
 
     raysweep claims                      # after scripts/reproduce.sh, from the repository's root
     raysweep claims --runs DIR           # sweeps stored elsewhere (default ./raysweep_runs)
+    raysweep claims --pages-only         # docs/claims/ again from the committed bench/results/claims.json
 
-Modules: ``rules`` (the rules as data), ``rows`` (sweeps read back as rows), ``judge`` (one claim's verdict),
-``report`` (tables and figures), ``command`` (``raysweep claims``).
+Modules: ``rules`` (the rules as data), ``rows`` (sweeps read back as rows), ``judge`` (one claim's verdict, and
+what it rests on), ``curves`` (per-epoch validation curves), ``pages`` (the Markdown pages and the README's
+results), ``report`` (the figures), ``command`` (``raysweep claims``), ``tuned_point`` (the tuned-point rule).
 """

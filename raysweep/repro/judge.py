@@ -2,7 +2,7 @@
 (means over seeds), by the thresholds in ``rules``; the why names the numbers and what went wrong."""
 
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .rules import HIGHER, MIN_BASELINE_AA, SIMILAR, SPEED_BOUND
 
@@ -61,6 +61,38 @@ def pts(x: Optional[float]) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
+def reasons(base: Dict[str, Any], cand: Dict[str, Any], cmp: Dict[str, Any], robust: str,
+            speed: str) -> List[Tuple[str, str]]:
+    """What went wrong for one candidate, each as (the why's wording, a table cell's short phrase); the baseline's
+    own flags are in both."""
+    out = []
+    if robust == "higher" and not cmp["robust_ok"]:
+        out.append(("not more robust", "not more robust") if cmp["aa_diff"] > -SIMILAR else ("less robust", "less robust"))
+    if robust == "similar" and cmp["aa_diff"] < -SIMILAR:
+        out.append(("less robust (within 2 SE: the seeds disagree, more would decide)", "less robust, within 2 SE")
+                   if cmp.get("noisy") else ("less robust", "less robust"))
+    elif robust == "similar" and not cmp["robust_ok"]:
+        out.append(("less accurate on clean images", "less accurate on clean images"))
+    if cmp["clean_diff"] < -SIMILAR:
+        out.append((f"clean accuracy {cmp['clean_diff'] * 100:+.1f} points", f"clean {cmp['clean_diff'] * 100:+.1f} points"))
+    if cmp["speed_ok"] and not cmp.get("robust_model", True):
+        out.append((f"its speed does not count: AutoAttack below {pts(MIN_BASELINE_AA)}%, not a robust model",
+                    f"speed not counted: AutoAttack < {pts(MIN_BASELINE_AA)}%"))
+    if not cmp["speed_ok"]:
+        out.append(({"third": "not about a third of the time", "fraction": "not a fraction of the cost",
+                     "faster": "not markedly faster", "cheaper": "not cheaper"}[speed],) * 2)
+    for row, who, short in ((cand, cand["label"], ""), (base, base["label"], "baseline ")):
+        if row["catastrophic_overfit"]:
+            out.append((f"{who} hit catastrophic overfitting in at least one seed (rolled back)", f"{short}CO"))
+        if row["masking"]:
+            out.append((f"{who} raises {', '.join(row['masking'])}", f"{short}{', '.join(row['masking'])}"))
+    t = cand.get("teacher") or {}
+    if t.get("teacher_val_robust_acc") is not None:
+        out.append((f"its in-trial teacher holds {pts(t['teacher_val_robust_acc'])}% validation PGD-10 accuracy",
+                    f"teacher {pts(t['teacher_val_robust_acc'])}% val PGD-10"))
+    return out
+
+
 def describe(base: Dict[str, Any], cand: Dict[str, Any], cmp: Dict[str, Any], robust: str, speed: str) -> str:
     s = (f"{cand['label']}: AutoAttack {pts(cand['aa']['mean'])}% vs {pts(base['aa']['mean'])}% for {base['label']} "
          f"({cmp['aa_diff'] * 100:+.1f} points, ±{2 * cmp['aa_diff_se'] * 100:.1f} at 2 SE) at {cmp['time_ratio']:.2f}x its "
@@ -69,45 +101,32 @@ def describe(base: Dict[str, Any], cand: Dict[str, Any], cmp: Dict[str, Any], ro
         s += f" ({cmp['time_ratio_sweep']:.2f}x time as the sweep ran them)"
     if "time_ratio_teacher_excluded" in cmp:
         s += f" ({cmp['time_ratio_teacher_excluded']:.2f}x time, {cmp['cost_ratio_teacher_excluded']:.2f}x cost without the teacher)"
-    reasons = []
-    if robust == "higher" and not cmp["robust_ok"]:
-        reasons.append("not more robust" if cmp["aa_diff"] > -SIMILAR else "less robust")
-    if robust == "similar" and cmp["aa_diff"] < -SIMILAR:
-        reasons.append("less robust" + (" (within 2 SE: the seeds disagree, more would decide)" if cmp.get("noisy") else ""))
-    elif robust == "similar" and not cmp["robust_ok"]:
-        reasons.append("less accurate on clean images")
-    if cmp["clean_diff"] < -SIMILAR:
-        reasons.append(f"clean accuracy {cmp['clean_diff'] * 100:+.1f} points")
-    if cmp["speed_ok"] and not cmp.get("robust_model", True):
-        reasons.append(f"its speed does not count: AutoAttack below {pts(MIN_BASELINE_AA)}%, not a robust model")
-    if not cmp["speed_ok"]:
-        reasons.append({"third": "not about a third of the time", "fraction": "not a fraction of the cost",
-                        "faster": "not markedly faster", "cheaper": "not cheaper"}[speed])
-    for row, who in ((cand, cand["label"]), (base, base["label"])):
-        if row["catastrophic_overfit"]:
-            reasons.append(f"{who} hit catastrophic overfitting in at least one seed (rolled back)")
-        if row["masking"]:
-            reasons.append(f"{who} raises {', '.join(row['masking'])}")
-    t = cand.get("teacher") or {}
-    if t.get("teacher_val_robust_acc") is not None:
-        reasons.append(f"its in-trial teacher holds {pts(t['teacher_val_robust_acc'])}% validation PGD-10 accuracy")
-    return s + ("; " + "; ".join(reasons) if reasons else "")
+    why = [long for long, _ in reasons(base, cand, cmp, robust, speed)]
+    return s + ("; " + "; ".join(why) if why else "")
 
 
-def judge(rule: Dict[str, Any], rows: Dict[str, Dict[str, Any]],
-          paired: Optional[Dict[tuple, Dict[str, Any]]] = None) -> Dict[str, Any]:
+def standing(cmp: Dict[str, Any]) -> str:
+    """One candidate's own verdict against one baseline."""
+    return "holds" if cmp.get("ok") else "partly" if cmp.get("partly") else "does not hold"
+
+
+def assess(rule: Dict[str, Any], rows: Dict[str, Dict[str, Any]],
+           paired: Optional[Dict[tuple, Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """The verdict with what it rests on: per baseline, every candidate's comparison and which one decided it. The
+    documentation pages (``pages``) tabulate this; ``judge`` words it."""
     paired = paired or {}
-    verdicts, whys = [], []
+    pairs = []
     for base_label, cands in rule["pairs"]:
         base = rows.get(base_label)
         present = [rows[c] for c in cands if c in rows]
+        p: Dict[str, Any] = {"baseline": base_label, "base": base, "verdict": None, "comparisons": [], "status": "judged"}
+        pairs.append(p)
         if base is None or not present:
-            verdicts.append(None)
-            whys.append(f"{base_label}: not run yet")
+            p["status"], p["why"] = "not run", f"{base_label}: not run yet"
             continue
         if base["aa"]["mean"] is None or base["aa"]["mean"] < MIN_BASELINE_AA:
-            verdicts.append(None)
-            whys.append(f"{base_label}: AutoAttack {pts(base['aa']['mean'])}%, below {pts(MIN_BASELINE_AA)}%: "
+            p["status"] = "unrobust baseline"
+            p["why"] = (f"{base_label}: AutoAttack {pts(base['aa']['mean'])}%, below {pts(MIN_BASELINE_AA)}%: "
                         f"not a robust baseline, nothing judged against it")
             continue
         cmps = [(c, compare(base, c, rule["robust"], rule["speed"], rule.get("teacher", False), rule.get("also_clean", False),
@@ -115,14 +134,13 @@ def judge(rule: Dict[str, Any], rows: Dict[str, Dict[str, Any]],
                 for c in present]
         best = max(cmps, key=lambda t: (t[1].get("ok", False), t[1].get("partly", False), t[1].get("aa_diff", -1)))
         c, cmp = best
-        verdicts.append("holds" if cmp.get("ok") else "partly" if cmp.get("partly") else "does not hold")
+        p["verdict"] = standing(cmp)
+        p["comparisons"] = [{"candidate": o, "cmp": oc, "best": o is c} for o, oc in cmps]
         others = [describe(base, o, oc, rule["robust"], rule["speed"]) for o, oc in cmps if o is not c]
-        whys.append(describe(base, c, cmp, rule["robust"], rule["speed"])
+        p["why"] = (describe(base, c, cmp, rule["robust"], rule["speed"])
                     + (f" (also run: {'; '.join(others)})" if others else ""))
     ctl = rows.get(rule.get("control") or "")
-    if ctl is not None:  # what the same architecture gets without the method, e.g. from clean images alone
-        whys.append(f"control, {ctl['label']}: clean {pts(ctl['clean']['mean'])}%, PGD-20 {pts(ctl['pgd20']['mean'])}%, "
-                    f"AutoAttack {pts(ctl['aa']['mean'])}%")
+    verdicts = [p["verdict"] for p in pairs]
     known = [v for v in verdicts if v is not None]
     if not known:
         verdict = None
@@ -134,7 +152,19 @@ def judge(rule: Dict[str, Any], rows: Dict[str, Dict[str, Any]],
     # The rule above: no "does not hold" (or "partly") before the method's own tuning sweep has had its say.
     untuned = [c for _, cands in rule["pairs"] for c in cands if c.endswith("(tuned)") and c not in rows]
     provisional = verdict not in (None, "holds") and bool(untuned)
+    return {"rule": rule, "pairs": pairs, "control": ctl, "verdict": verdict, "provisional": provisional,
+            "untuned": untuned if provisional else []}
+
+
+def judge(rule: Dict[str, Any], rows: Dict[str, Dict[str, Any]],
+          paired: Optional[Dict[tuple, Dict[str, Any]]] = None) -> Dict[str, Any]:
+    a = assess(rule, rows, paired)
+    whys = [p["why"] for p in a["pairs"]]
+    ctl = a["control"]
+    if ctl is not None:  # what the same architecture gets without the method, e.g. from clean images alone
+        whys.append(f"control, {ctl['label']}: clean {pts(ctl['clean']['mean'])}%, PGD-20 {pts(ctl['pgd20']['mean'])}%, "
+                    f"AutoAttack {pts(ctl['aa']['mean'])}%")
     return {"paper": rule["paper"], "dataset": rule["dataset"], "claim": rule["claim"],
-            "baseline": ", ".join(b for b, _ in rule["pairs"]), "verdict": verdict, "provisional": provisional,
-            "why": " | ".join(whys) + (f" | provisional: {', '.join(untuned)} not run yet" if provisional else ""),
-            "per_baseline": [{"baseline": b, "verdict": v} for (b, _), v in zip(rule["pairs"], verdicts)]}
+            "baseline": ", ".join(b for b, _ in rule["pairs"]), "verdict": a["verdict"], "provisional": a["provisional"],
+            "why": " | ".join(whys) + (f" | provisional: {', '.join(a['untuned'])} not run yet" if a["provisional"] else ""),
+            "per_baseline": [{"baseline": p["baseline"], "verdict": p["verdict"]} for p in a["pairs"]]}

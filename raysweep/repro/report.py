@@ -1,76 +1,10 @@
-"""The verdicts and rows as Markdown tables and, per dataset, one figure of every configuration (cost against
-AutoAttack accuracy, with the AutoAttack front)."""
+"""Per dataset, one figure of every configuration: cost against AutoAttack accuracy, with the AutoAttack front (the
+tables are ``pages``')."""
 
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .judge import pts as _pts
 from .rules import DATASETS
-
-
-def _ms(a: Dict[str, Any], pct: bool = True, digits: int = 1) -> str:
-    if a.get("mean") is None:
-        return "–"
-    f = 100.0 if pct else 1.0
-    return f"{a['mean'] * f:.{digits}f} ± {a['std'] * f:.{digits}f}"
-
-
-def markdown(rows: List[Dict[str, Any]], claims: List[Dict[str, Any]], baselines: List[Dict[str, Any]],
-             sweeps: List[Dict[str, Any]] = ()) -> str:
-    out = []
-    for ds, name in DATASETS.items():
-        cl = [c for c in claims if c["dataset"] == ds]
-        if not cl and not any(r["dataset"] == ds for r in rows):
-            continue
-        eps = next((r["eps"] for r in rows if r["dataset"] == ds), None)
-        out.append(f"#### {name}, ε = {eps} (L∞): verdicts\n")
-        if cl:
-            out.append("| paper | claim | baseline | verdict | why (AutoAttack on the first 500 test images, means over 3 seeds) |")
-            out.append("|---|---|---|---|---|")
-        else:
-            out.append(f"No claim reproduced on {name} yet; its baselines ran first.")
-        for c in cl:
-            out.append(f"| {c['paper']} | {c['claim']} | {c['baseline']} | **{c['verdict'] or 'not run'}**{' (provisional: tuning not run)' if c.get('provisional') else ''} | {c['why']} |")
-        bl = [b for b in baselines if b["dataset"] == ds]
-        if bl:
-            out.append("")
-            for b in bl:
-                metric = {"aa": "AutoAttack"}.get(b["metric"], b["metric"])
-                src = f"; {b['source']}" if b.get("source") else ""
-                out.append(f"Baseline check: {b['label']}: test {metric} {_pts(b['measured'])}% "
-                           f"(target ≥ {_pts(b['target'])}%{src}): **{'reached' if b['reached'] else 'NOT reached'}**.")
-        out.append(f"\n#### {name}: every configuration (mean ± std over seeds; accuracy in %, test set)\n")
-        out.append("| sweep | configuration | model | epochs | clean | PGD-20 | AutoAttack | train time (s) | cost | flags | MLflow run |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
-        split = {e for e in {r["experiment"] for r in rows}
-                 if len({r["sweep"] for r in rows if r["experiment"] == e}) > 1}
-        for r in rows:
-            if r["dataset"] != ds:
-                continue
-            flags = ", ".join((["CO"] if r["catastrophic_overfit"] else []) + r["masking"]) or "–"
-            # an experiment whose rows come from two sweeps (a configuration added later) names each row's sweep
-            where = r["experiment"].replace("reproduce-", "") + (f" ({r['sweep']})" if r["experiment"] in split else "")
-            out.append(f"| {where} | {r['label']} | {r['model']} | {r['epochs']} | "
-                       f"{_ms(r['clean'])} | {_ms(r['pgd20'])} | {_ms(r['aa'])} | {_ms(r['train_time_s'], False, 0)} | "
-                       f"{_ms(r['cost'], False, 1)} | {flags} | `{(r['run_id'] or '')[:8]}` |")
-        out.append("")
-    if sweeps:
-        out.append("#### What each reproduction took (2-core CPU, 2 trials at a time, final evaluation included)\n")
-        out.append("| sweep | configurations × seeds | first start to results (a resumed sweep's pause included) "
-                   "| of which training |")
-        out.append("|---|---|---|---|")
-        for sw in sweeps:
-            if not sw["configurations"]:
-                continue
-            wall = "–" if sw["wall_s"] is None else f"{sw['wall_s'] / 60:.0f} min"
-            tr = "–" if not sw["trials_wall_s"] else f"{sw['trials_wall_s'] / 60:.0f} min"
-            name = sw["experiment"].replace("reproduce-", "")
-            if sum(s["experiment"] == sw["experiment"] for s in sweeps) > 1:
-                name += f" ({sw['sweep']})"
-            out.append(f"| {name} | {sw['configurations']} × 3 | {wall} | {tr} |")
-        out.append("")
-    return "\n".join(out)
 
 
 def plot(rows: List[Dict[str, Any]], dataset: str, path: Path) -> Optional[Path]:
@@ -140,13 +74,3 @@ def _place_labels(fig, ax, items, size=6.5):
         dy = (box[2] - py) * 72 / fig.dpi
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(6 * 72 / fig.dpi, dy), fontsize=size,
                     arrowprops=dict(arrowstyle="-", lw=0.4, alpha=0.5) if k else None)
-
-
-def update_readme(md: str, readme: Path) -> bool:
-    text = readme.read_text()
-    start, end = "<!-- claims:start -->", "<!-- claims:end -->"
-    if start not in text or end not in text:
-        return False
-    new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: f"{start}\n{md}\n{end}", text, flags=re.S)
-    readme.write_text(new)
-    return True

@@ -69,6 +69,49 @@ def _masking(rec: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, bool]:
     return masking_flags(rec.get("test", {}), float(state.get("pgd_aa_gap", DEFAULT_PGD_AA_GAP)))
 
 
+EXPERIMENTS = sorted({s for r in RULES for s in r["sweeps"]} | {BASELINE_SWEEP.format(ds=d) for d in DATASETS})
+
+
+def local_states(runs: Path) -> Dict[str, Optional[Dict[str, Any]]]:
+    """The newest sweep state of every reproduction experiment under ``runs`` (None where there is none)."""
+    return {exp: latest_state(runs, exp) for exp in EXPERIMENTS}
+
+
+def reported(state: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """A sweep's trials that become rows: finished and evaluated on the test set, in trial order."""
+    return [rec for rec in sorted(state.get("trials", {}).values(), key=lambda r: r["trial"])
+            if rec["status"] == "FINISHED" and rec.get("test")]
+
+
+def pools(rows: List[Dict[str, Any]]) -> List[tuple]:
+    """(rule, its rows by label) for every rule with a row: a rule draws on all of its sweeps (data pruning's
+    unpruned TRADES-10 is the Backward Smoothing sweep's row)."""
+    by_sweep: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for row in rows:
+        by_sweep.setdefault(row["experiment"], {})[row["label"]] = row
+    out = []
+    for rule in RULES:
+        pool: Dict[str, Dict[str, Any]] = {}
+        for s in rule["sweeps"]:
+            pool.update(by_sweep.get(s, {}))
+        if pool:
+            out.append((rule, pool))
+    return out
+
+
+def baseline_checks(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The baselines sweeps' rows against the levels their papers report (``BASELINE_TARGETS``)."""
+    out = []
+    for ds, targets in BASELINE_TARGETS.items():
+        pool = {r["label"]: r for r in rows if r["experiment"] == BASELINE_SWEEP.format(ds=ds)}
+        for label, (metric, target, source) in targets.items():
+            if label in pool and pool[label][metric]["mean"] is not None:
+                v = pool[label][metric]["mean"]
+                out.append({"dataset": ds, "label": label, "metric": metric, "target": target, "measured": v,
+                            "reached": v >= target, "source": source})
+    return out
+
+
 def load_paired(path: Path) -> Dict[tuple, Dict[str, Any]]:
     """bench/paired_time.py's side-by-side timings, by (dataset, baseline label, candidate label)."""
     if not path.is_file():
@@ -95,38 +138,28 @@ def merge_committed(local: Dict[str, Dict[str, Dict[str, Any]]], committed: List
     return out
 
 
-def collect(runs: Path, paired_file: Optional[Path] = None, committed: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def collect(runs: Path, paired_file: Optional[Path] = None, committed: Optional[Dict[str, Any]] = None,
+            states: Optional[Dict[str, Optional[Dict[str, Any]]]] = None) -> Dict[str, Any]:
     """``committed``: the claims.json already in the repository, whose rows (and sweeps) stand in for sweeps whose
-    state is not on this machine."""
+    state is not on this machine. ``states``: ``local_states(runs)``, when the caller has read them already."""
     committed = committed or {}
     paired = load_paired(paired_file) if paired_file else {}
     local: Dict[str, Dict[str, Dict[str, Any]]] = {}
     papers = {s: r["paper"] for r in RULES for s in r["sweeps"]}
-    experiments = sorted({s for r in RULES for s in r["sweeps"]} | {BASELINE_SWEEP.format(ds=d) for d in DATASETS})
-    states = {exp: latest_state(runs, exp) for exp in experiments}
+    experiments = EXPERIMENTS
+    states = local_states(runs) if states is None else states
     for exp in experiments:
-        st = states[exp]
+        st = states.get(exp)
         if st is None:
             continue
-        for rec in sorted(st.get("trials", {}).values(), key=lambda r: r["trial"]):
-            if rec["status"] != "FINISHED" or not rec.get("test"):
-                continue
+        for rec in reported(st):
             row = make_row(rec, st, papers.get(exp))
             local.setdefault(exp, {})[row["label"]] = row
     rows = merge_committed(local, committed.get("rows", []), experiments)
-    by_sweep: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for row in rows:
-        by_sweep.setdefault(row["experiment"], {})[row["label"]] = row
-    claims = []
-    for rule in RULES:
-        pool: Dict[str, Dict[str, Any]] = {}
-        for s in rule["sweeps"]:
-            pool.update(by_sweep.get(s, {}))
-        if pool:
-            claims.append(judge(rule, pool, paired))
+    claims = [judge(rule, pool, paired) for rule, pool in pools(rows)]
     sweeps = []
     for exp in experiments:
-        st = states[exp]
+        st = states.get(exp)
         if st is None or exp not in local:
             continue
         d = Path(st["_sweep_dir"])
@@ -140,14 +173,7 @@ def collect(runs: Path, paired_file: Optional[Path] = None, committed: Optional[
     sweeps += [s for s in committed.get("sweeps", []) if (s["experiment"], s["sweep"]) not in here
                and (s["experiment"], s["sweep"]) in used]
     sweeps.sort(key=lambda s: (s["experiment"], s["sweep"]))
-    baselines = []
-    for ds, targets in BASELINE_TARGETS.items():
-        pool = by_sweep.get(BASELINE_SWEEP.format(ds=ds), {})
-        for label, (metric, target, source) in targets.items():
-            if label in pool and pool[label][metric]["mean"] is not None:
-                v = pool[label][metric]["mean"]
-                baselines.append({"dataset": ds, "label": label, "metric": metric, "target": target, "measured": v,
-                                  "reached": v >= target, "source": source})
+    baselines = baseline_checks(rows)
     return {"rows": rows, "claims": claims, "baselines": baselines, "sweeps": sweeps}
 
 
