@@ -4,9 +4,11 @@ processes and every trial and worker — sampled every 0.5 s.
 
     .venv/bin/python bench/memory.py                       # the quickstart sweep
     .venv/bin/python bench/memory.py search_spaces/x.yaml --set sweep.num_samples=4
+    .venv/bin/python bench/memory.py --out bench/results/memory.json    # the figures as JSON too
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -53,6 +55,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", nargs="?", default=str(REPO / "search_spaces" / "quickstart.yaml"))
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--out", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     work = tempfile.mkdtemp(prefix="rs-mem-")
     cmd = [sys.executable, "-m", "raysweep.cli", "sweep", args.file] + sum((["--set", s] for s in args.set), [])
@@ -68,8 +71,16 @@ def main(argv=None):
                 peak, peak_n, peak_t = total, len(pids), time.time() - t0
             time.sleep(0.5)
     print("\n".join(log.read_text().splitlines()[-3:]))
-    print(f"\nsweep {Path(args.file).name}: exit {proc.returncode}, wall {time.time() - t0:.0f} s; "
+    wall = time.time() - t0
+    print(f"\nsweep {Path(args.file).name}: exit {proc.returncode}, wall {wall:.0f} s; "
           f"peak memory {peak / 1024 / 1024:.2f} GiB PSS over {peak_n} processes (at {peak_t:.0f} s)")
+    if args.out:
+        rel = os.path.relpath(args.file, REPO) if os.path.isabs(args.file) else args.file
+        Path(args.out).write_text(json.dumps({
+            "command": "bench/memory.py " + " ".join(argv or sys.argv[1:]), "file": rel, "set": args.set,
+            "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "exit": proc.returncode,
+            "wall_s": round(wall, 1), "peak_pss_gib": round(peak / 1024 / 1024, 3), "peak_processes": peak_n,
+            "peak_at_s": round(peak_t, 1)}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

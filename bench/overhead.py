@@ -14,6 +14,7 @@ after the other in one run), and prints per executor the median and max ``startu
 (TPE's later suggestions depend on measured times, so they may differ between runs). ``--out FILE`` writes the figures as JSON.
 
     .venv/bin/python bench/overhead.py                # 6 trials per executor (~4 min on 2 cores)
+    .venv/bin/python bench/overhead.py --trials 4 --out bench/results/overhead.json
     .venv/bin/python bench/overhead.py --quickstart --out bench/results/executors.json   # 8 trials each (~10 min)
 """
 
@@ -108,6 +109,14 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for ex, start, wall, fit, train, ovh in rows:
         print(f"| {ex} | {start:.1f} | {wall:.1f} | {fit:.1f} | {train:.1f} | {ovh:.1f} | {fit / max(train, 1e-9):.2f} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps({
+            "command": "bench/overhead.py " + " ".join(argv or sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
+            "trials": args.trials, "train_size": args.train_size, "cpus": os.cpu_count(),
+            "executors": {ex: {"mean_startup_s": start, "run_sweep_wall_s": wall, "trials_phase_s": fit,
+                               "sum_train_time_s": train, "per_trial_overhead_s": ovh,
+                               "trials_phase_to_train": fit / max(train, 1e-9)}
+                          for ex, start, wall, fit, train, ovh in rows}}, indent=1) + "\n")
     shutil.rmtree(work, ignore_errors=True)
 
 

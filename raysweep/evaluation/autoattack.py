@@ -1,7 +1,7 @@
 """AutoAttack and the black-box Square attack, through torchattacks 3.5.1 (PyPI).
 
 The official fra31/auto-attack is not on PyPI; ``torchattacks.AutoAttack`` reimplements it
-(see /work/shared/spec/methods.md §1). What its source (torchattacks/attacks/autoattack.py,
+(docs/evaluation.md). What its source (torchattacks/attacks/autoattack.py,
 torchattacks/wrappers/multiattack.py, read in the installed 3.5.1) does, and what we add:
 
 * ``version="standard"`` builds ``MultiAttack([APGD(loss="ce"), APGDT(n_classes), FAB(multi_targeted,

@@ -4,7 +4,7 @@ Global Robust Training", arXiv 2110.14030 (2021).
 **This is not the authors' algorithm.** Only the abstract was available: weak adversaries are used
 more effectively by improving robustness inside a *local ball centred on each adversary*, and a
 *global term* joins these local balls into overall robustness. The loss, the ball radius, the
-sampling and every default below are our reconstruction (raysweep's methods.md §5), tagged
+sampling and every default below are raysweep's reconstruction (docs/methods.md), tagged
 ``fidelity = "reconstruction"``; no number from the paper can be expected from it.
 
 Reconstruction:
