@@ -268,6 +268,22 @@ def test_evaluate_experiment_front_and_trial_run(trained, store, tmp_path):
     assert "test_pgd20_acc" in tr.client.get_run(trials["1"]["run_id"]).data.metrics
 
 
+def test_load_model_from_a_sweeps_checkpoint(trained, store, tmp_path):
+    """docs/concepts.md's way to use a trained model: the checkpoint directory alone, its spec from state.json."""
+    from raysweep.evaluation import load_model
+
+    _, _, sweep_dir, trials = _fake_sweep(store, trained, tmp_path, "load-model")
+    model, spec = load_model(trials["1"]["checkpoint_path"], device="cpu")
+    assert spec == SPEC and not model.training
+    x = trained["x"][:64]
+    with torch.no_grad():
+        assert torch.equal(model(x).argmax(1), trained["model"](x).argmax(1))
+    with pytest.raises(UserError, match="seed 1 out of range"):
+        load_model(trials["1"]["checkpoint_path"], seed=1)
+    with pytest.raises(UserError, match="spec="):
+        load_model(str(_save_checkpoint(trained["state"], tmp_path / "loose")))
+
+
 def test_evaluate_user_errors(store, tmp_path):
     from raysweep.evaluation.command import evaluate_target
 

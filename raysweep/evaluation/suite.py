@@ -8,8 +8,10 @@ import torch
 from ..attacks import make_attack
 from ..attacks.evaluate import accuracy_under
 from ..data import load_dataset
+from ..errors import UserError
 from ..models import build_model
 from ..train.dist import pick_device
+from ..train.loop import import_plugins
 from ..train.spec import TrialSpec
 
 # name -> (attack kind, steps, restarts). Step size ε/4 for every PGD variant: 2/255 at
@@ -85,18 +87,46 @@ def evaluate_state(spec_dict: Dict, model_state: Dict, attacks: List[str], n: Op
     check_attacks(attacks)
     spec = TrialSpec.from_dict(spec_dict)
     dev = pick_device(device or "auto")
+    model, data = _trial_model(spec, model_state, dev)
+    x, y = data.test.x, data.test.y
+    if n is not None:
+        x, y = x[:n], y[:n]
+    return evaluate_model(model, x, y, attacks, spec.threat.eps, spec.threat.norm, n_classes=data.num_classes,
+                          batch_size=batch_size, device=dev, seed=seed, aa_steps=aa_steps, n_queries=n_queries)
+
+
+def _trial_model(spec: TrialSpec, model_state: Dict, dev):
+    """The trial's model with its weights, in eval mode and fp32, and its dataset (test split only: the
+    model's input shape and classes come from the data)."""
+    import_plugins(spec.imports)  # a plugin's own dataset or model, in whatever process evaluates
     ds = spec.dataset
     data = load_dataset(ds.name, root=ds.root, val_size=ds.val_size, seed=ds.split_seed,
                         train_size=1, test_size=ds.test_size)
     model = build_model(spec.model.name, data.num_classes, data.input_shape, mean=spec.model.mean,
                         std=spec.model.std, width=spec.model.width).to(dev)
     model.load_state_dict(model_state)
-    model.float().eval()
-    x, y = data.test.x, data.test.y
-    if n is not None:
-        x, y = x[:n], y[:n]
-    return evaluate_model(model, x, y, attacks, spec.threat.eps, spec.threat.norm, n_classes=data.num_classes,
-                          batch_size=batch_size, device=dev, seed=seed, aa_steps=aa_steps, n_queries=n_queries)
+    return model.float().eval(), data
+
+
+def load_model(checkpoint: str, spec: Optional[Dict] = None, seed: int = 0, device: Optional[str] = None):
+    """A trained model from a trial's checkpoint, ready for inference: ``(model, spec_dict)``.
+
+    ``checkpoint``: a checkpoint directory of a sweep (``raysweep_runs/<exp>/<sweep>/train/.../checkpoint_*``,
+    its trial spec read from the sweep's ``state.json``), a ``state.pt`` file, or a checkpoint URI; ``spec``
+    (a trial spec dict) is needed only outside a sweep directory. ``seed``: which seed's model of a
+    ``sweep.repeats`` trial."""
+    from .checkpoints import load_checkpoint, model_states, record_for_checkpoint
+
+    if spec is None:
+        found = record_for_checkpoint(checkpoint)
+        if found is None:
+            raise UserError(f"{checkpoint}: not inside a raysweep sweep directory; pass spec= (the trial's spec)")
+        spec = found[2]["spec"]
+    states = model_states(load_checkpoint(checkpoint))
+    if not 0 <= seed < len(states):
+        raise UserError(f"{checkpoint}: seed {seed} out of range; this checkpoint holds {len(states)} model(s)")
+    model, _ = _trial_model(TrialSpec.from_dict(spec), states[seed], pick_device(device or "auto"))
+    return model, spec
 
 
 def _acc(results: Dict, name: str) -> Optional[float]:
@@ -112,7 +142,7 @@ DEFAULT_PGD_AA_GAP = 0.05
 
 
 def masking_flags(results: Dict, pgd_aa_gap: float = DEFAULT_PGD_AA_GAP, tol: float = 0.01) -> Dict[str, bool]:
-    """Gradient-masking red flags (methods.md §8) from ``evaluate_*`` results; a flag is
+    """Gradient-masking red flags (docs/evaluation.md) from ``evaluate_*`` results; a flag is
     present only when its inputs are. The one rule for the sweep, ``raysweep evaluate`` and the
     reproduction tooling: applied to the accuracies reported for a checkpoint (the seed means
     when it holds several seeds), with the gap of the sweep that trained it.

@@ -16,14 +16,17 @@ from ray import tune
 
 from ..evaluation.checkpoints import is_uri
 from ..methods import get_method, list_methods
-from ..train.loop import Reporter, run_trial
+from ..train.loop import Reporter, import_plugins, run_trial
 from ..train.ray_worker import CKPT_FILE, train_loop_per_worker
 from . import storage
 from .lean_train import fit_streaming
 from .placement import uses_inprocess
 
 
-def _partial_network_methods():
+def _partial_network_methods(spec):
+    # The trial process has not imported the YAML's plugins (its workers do, in run_trial): a plugin method that
+    # runs part of the network must be in this list too, or DDP is not told to expect unused parameters.
+    import_plugins(spec.get("imports"))
     return [m for m in list_methods() if getattr(get_method(m), "partial_network", False)]
 
 
@@ -93,7 +96,7 @@ def make_trial_fn(storage_path: str, resources, use_gpu: bool, lean: bool = True
         trainer_kwargs = dict(
             train_loop_per_worker=train_loop_per_worker,
             train_loop_config={"spec": spec, "cpus_per_worker": resources.cpus_per_worker, "use_gpu": use_gpu,
-                               "partial_network_methods": _partial_network_methods(), "launched_at": launched_at},
+                               "partial_network_methods": _partial_network_methods(spec), "launched_at": launched_at},
             scaling_config=ray.train.ScalingConfig(num_workers=resources.num_workers, use_gpu=use_gpu,
                                                    resources_per_worker=per_worker,
                                                    placement_strategy=resources.placement.upper()),
