@@ -282,7 +282,20 @@ def test_svhn_roundtrip_label_10_is_zero(tmp_path, cifar10_images):
         np.testing.assert_array_equal(r.test_x, xs[15:].transpose(0, 3, 1, 2))
         np.testing.assert_array_equal(r.train_y, ys[:15])
         np.testing.assert_array_equal(r.test_y, ys[15:])
-        assert r.train_y.dtype == np.int64 and r.num_classes == 10 and r.augment == "crop_flip"
+        assert r.train_y.dtype == np.int64 and r.num_classes == 10 and r.augment == "crop"  # a digit is not mirrored
+
+
+def test_crop_alone_never_mirrors():
+    from raysweep.data.augment import AUGMENTATIONS
+
+    # an image whose columns all differ: any mirror would move a column; a padded crop only shifts them
+    x = torch.arange(32, dtype=torch.float32).repeat(64, 1, 32, 1)
+    out = AUGMENTATIONS["crop"](x, generator=torch.Generator().manual_seed(0))
+    rows = out[:, 0, 16]
+    inside = rows > 0
+    assert torch.all((rows[:, 1:] - rows[:, :-1])[inside[:, 1:] & inside[:, :-1]] == 1)
+    flipped = AUGMENTATIONS["crop_flip"](x, generator=torch.Generator().manual_seed(0))[:, 0, 16]
+    assert torch.any((flipped[:, 1:] - flipped[:, :-1]) == -1)  # the same batch with flips has mirrored rows
 
 
 @pytest.mark.parametrize("name,files", [

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 
-def random_crop_flip(x: torch.Tensor, pad: int = 4, generator=None) -> torch.Tensor:
-    """Random crop (zero padding ``pad``) and horizontal flip, per example, batched."""
+def random_crop_flip(x: torch.Tensor, pad: int = 4, generator=None, flip: bool = True) -> torch.Tensor:
+    """Random crop (zero padding ``pad``) and, with ``flip``, a horizontal flip, per example, batched."""
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     oy = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
@@ -14,8 +14,15 @@ def random_crop_flip(x: torch.Tensor, pad: int = 4, generator=None) -> torch.Ten
     cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]  # n,1,w
     batch = torch.arange(n, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
-    return torch.where(flip[:, None, None, None], out.flip(3), out).contiguous()
+    if not flip:
+        return out.contiguous()
+    flipped = torch.rand(n, device=x.device, generator=generator) < 0.5
+    return torch.where(flipped[:, None, None, None], out.flip(3), out).contiguous()
 
 
-AUGMENTATIONS = {"none": None, "crop_flip": random_crop_flip}
+def random_crop(x: torch.Tensor, pad: int = 4, generator=None) -> torch.Tensor:
+    """Random crop only: for digits (SVHN), which a mirror turns into other shapes."""
+    return random_crop_flip(x, pad, generator, flip=False)
+
+
+AUGMENTATIONS = {"none": None, "crop_flip": random_crop_flip, "crop": random_crop}

@@ -12,8 +12,8 @@
 
 With no ``root`` the files are fetched by torchvision into ``download_dir`` (default ``./data``)
 and read from there with the same readers; if that fails a DataError says how to pass
-``dataset.root``. Images come back as uint8 N x 3 x 32 x 32; they are trained with
-``crop_flip`` augmentation. Normalisation happens inside the model: ``NORMALIZATION`` holds
+``dataset.root``. Images come back as uint8 N x 3 x 32 x 32; CIFAR is trained with ``crop_flip``
+augmentation, SVHN with ``crop`` alone (a mirrored digit is another shape). Normalisation happens inside the model: ``NORMALIZATION`` holds
 the usual per-channel training-set mean and std, for a trial config to pass to the model.
 """
 
@@ -123,7 +123,7 @@ def _svhn_split(path: Path, what: str):
 def _read_svhn(d: Path, what: str = "svhn") -> RawDataset:
     trx, tr_y = _svhn_split(d / SVHN_FILES[0], what)
     tex, te_y = _svhn_split(d / SVHN_FILES[1], what)
-    return RawDataset(trx, tr_y, tex, te_y, num_classes=10, source=str(d), augment="crop_flip")
+    return RawDataset(trx, tr_y, tex, te_y, num_classes=10, source=str(d), augment="crop")
 
 
 def _download(what: str, cache: Path, fetch, files):
