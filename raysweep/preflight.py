@@ -14,6 +14,7 @@ import torch
 from .config import SweepConfig
 from .data.bundle import load_dataset
 from .errors import ConfigError, DataError
+from .methods import get_method
 from .models import build_model
 
 
@@ -57,7 +58,7 @@ def check_against_data(cfg: SweepConfig) -> None:
     check_paths(cfg)
     _check_attack_packages(cfg)
     datasets: Dict[tuple, Any] = {}
-    models = set()
+    models: Dict[tuple, Any] = {}  # (name, width, shape, classes) -> the built model
     for blame, spec in _candidate_specs(cfg):
         ds = spec.dataset
         dkey = (ds.name, ds.root, ds.val_size, ds.split_seed)
@@ -76,10 +77,11 @@ def check_against_data(cfg: SweepConfig) -> None:
         if teacher:
             archs.append((teacher, spec.method_params.get("teacher_width"), f"params.{spec.method}.teacher_model"))
         for name, width, key in archs:
-            if (name, width, shape, classes) in models:
-                continue
-            _check_model(cfg.file, blame or key, name, width, shape, classes, spec.model)
-            models.add((name, width, shape, classes))
+            if (name, width, shape, classes) not in models:
+                models[(name, width, shape, classes)] = _check_model(cfg.file, blame or key, name, width, shape,
+                                                                     classes, spec.model)
+        _check_pairing(cfg.file, blame or "model", spec.method, models[(spec.model.name, spec.model.width, shape,
+                                                                        classes)])
 
 
 def _check_attack_packages(cfg: SweepConfig) -> None:
@@ -107,3 +109,13 @@ def _check_model(file, key, name, width, shape, classes, model_spec) -> None:
         raise ConfigError(file, key, f"{name} cannot take this dataset's {tuple(shape)} inputs ({msg})") from None
     if tuple(out.shape) != (1, classes):
         raise ConfigError(file, key, f"{name} gives {tuple(out.shape[1:])} outputs for {classes} classes")
+    return net
+
+
+def _check_pairing(file, key, method, net) -> None:
+    """A method that cannot train this model (FP-Better on a network without skippable blocks) fails here, not
+    in its first trial."""
+    try:
+        get_method(method).check_model(net)
+    except ValueError as e:
+        raise ConfigError(file, key, f"{type(net).__name__} cannot be trained by {method}: {e}") from None

@@ -45,6 +45,14 @@ def test_model_that_cannot_take_the_input_shape(tmp_path):
     assert "\n" not in msg
 
 
+def test_a_method_that_cannot_train_the_model(tmp_path):
+    """FP-Better samples skippable blocks: on small_cnn its first trial would fail; pre-flight says so instead."""
+    msg = _refused(_cfg(tmp_path, "method={choice: [fgsm_rs, fp_better]}", "search.pgd_at.steps=null"))
+    assert ": model: SmallCNN cannot be trained by fp_better: fp_better needs a model with skippable residual" in msg
+    check_against_data(_cfg(tmp_path, "method={choice: [fgsm_rs, fp_better]}", "search.pgd_at.steps=null",
+                            "model.name=resnet_tiny"))
+
+
 def test_malformed_files_under_root(tmp_path):
     root = tmp_path / "mnist"
     root.mkdir()

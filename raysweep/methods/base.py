@@ -71,6 +71,11 @@ class Method:
         self.threat = threat
         self.num_classes = num_classes
 
+    @staticmethod
+    def check_model(model: nn.Module) -> None:
+        """Raise ValueError when this method cannot train ``model`` (e.g. it needs skippable blocks). Called by
+        the sweep's pre-flight on every model the sweep can pair with the method, before any trial starts."""
+
     # -- hooks -------------------------------------------------------------------------
     def setup(self, run) -> None:
         """Called once before training with the ``TrialRun`` (masks, schedules)."""

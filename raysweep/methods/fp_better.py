@@ -133,7 +133,7 @@ class FPBetter(Method):
         return self._gen
 
     @staticmethod
-    def _check_model(model):
+    def check_model(model):
         if getattr(model, "num_blocks", 0) <= 0:
             raise ValueError(f"fp_better needs a model with skippable residual blocks; {type(model).__name__} has none "
                              "(use resnet_small, resnet18 or preact_resnet18)")
@@ -149,7 +149,7 @@ class FPBetter(Method):
 
     # -- hooks ---------------------------------------------------------------------------
     def setup(self, run) -> None:
-        self._check_model(run.raw_model)
+        self.check_model(run.raw_model)
         # same seed on every rank -> identical masks on every rank
         self._ensure_generator(run.spec.train.seed)
 
@@ -182,7 +182,7 @@ class FPBetter(Method):
 
     # -- the step ------------------------------------------------------------------------
     def step(self, ctx, x, y):
-        self._check_model(ctx.raw_model)
+        self.check_model(ctx.raw_model)
         mask = self.sample_mask(ctx.raw_model.num_blocks)
         frac = ctx.raw_model.executed_fraction(mask, ctx.input_shape)
         self._frac_sum += frac
