@@ -34,7 +34,8 @@ strongest attack; PGD-20 is shown beside it) and measured training time, both as
 
 A claim holds when both its parts hold for at least one of the method's configurations (the paper defaults and,
 where they fail, the configuration a tuning sweep found on validation data), partly when one part holds (the speed
-part counts only for a robust model, AutoAttack at or above ``MIN_BASELINE_AA``), and does not hold otherwise; a
+part counts only for a robust model, AutoAttack at or above ``MIN_BASELINE_AA`` and at most ``PARTLY_MARGIN``, 5
+points, below the baseline's), and does not hold otherwise; a
 verdict other than "holds" is *provisional* while the claim's "(tuned)" configuration has not run (the tuning sweep
 may still find the point that makes it hold); the why names the numbers behind it
 and what went wrong (catastrophic overfitting, gradient masking flags, an unrobust teacher). Where a claim has several

@@ -4,7 +4,7 @@
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
-from .rules import HIGHER, MIN_BASELINE_AA, SIMILAR, SPEED_BOUND
+from .rules import HIGHER, MIN_BASELINE_AA, PARTLY_MARGIN, SIMILAR, SPEED_BOUND
 
 
 def _se(a: Dict[str, Any]) -> float:
@@ -53,7 +53,8 @@ def compare(base: Dict[str, Any], cand: Dict[str, Any], robust: str, speed: str,
     # Speed alone earns "partly" only for a robust model: being quick to train a model AutoAttack breaks is no part
     # of an efficient-AT claim (the same bar, MIN_BASELINE_AA, that a baseline must clear).
     out["robust_model"] = c["mean"] >= MIN_BASELINE_AA
-    out["partly"] = robust_ok or (speed_ok and out["robust_model"])
+    out["near_baseline"] = diff >= -PARTLY_MARGIN - 1e-9  # a margin met exactly, whatever the float rounding
+    out["partly"] = robust_ok or (speed_ok and out["robust_model"] and out["near_baseline"])
     return out
 
 
@@ -78,6 +79,9 @@ def reasons(base: Dict[str, Any], cand: Dict[str, Any], cmp: Dict[str, Any], rob
     if cmp["speed_ok"] and not cmp.get("robust_model", True):
         out.append((f"its speed does not count: AutoAttack below {pts(MIN_BASELINE_AA)}%, not a robust model",
                     f"speed not counted: AutoAttack < {pts(MIN_BASELINE_AA)}%"))
+    elif cmp["speed_ok"] and not cmp["robust_ok"] and not cmp.get("near_baseline", True):
+        out.append((f"its speed does not count: AutoAttack more than {pts(PARTLY_MARGIN)} points below the baseline's",
+                    f"past {pts(PARTLY_MARGIN)}-pt margin"))
     if not cmp["speed_ok"]:
         out.append(({"third": "not about a third of the time", "fraction": "not a fraction of the cost",
                      "faster": "not markedly faster", "cheaper": "not cheaper"}[speed],) * 2)

@@ -17,7 +17,7 @@ from ..evaluation.suite import DEFAULT_PGD_AA_GAP
 from ..train.spec import EvalSpec
 from .judge import assess, judge, pts, reasons, standing
 from .rows import BASELINE_SWEEP, baseline_checks, pools
-from .rules import HIGHER, MIN_BASELINE_AA, RULES, SIMILAR, SPEED_BOUND
+from .rules import HIGHER, MIN_BASELINE_AA, PARTLY_MARGIN, RULES, SIMILAR, SPEED_BOUND
 
 PAGES = "docs/claims"
 MARKERS = ("<!-- generated:start -->", "<!-- generated:end -->")
@@ -353,7 +353,9 @@ def _rules_section() -> List[str]:
             f"{_pct(HIGHER)} point (`HIGHER`).",
             "- **Speed** (`SPEED_BOUND`), on the ratio of mean training times, method / baseline:", *speed,
             "- A configuration **holds** against a baseline when both parts hold, **partly** when one does (the "
-            f"speed part counts only for a robust model, AutoAttack at or above {_pct(MIN_BASELINE_AA)}%), and "
+            f"speed part counts only for a robust model, AutoAttack at or above {_pct(MIN_BASELINE_AA)}%, and at most "
+            f"{_pct(PARTLY_MARGIN)} points below the baseline's (`PARTLY_MARGIN`): further below, the method reaches a "
+            f"different robustness level, not the same one more cheaply), and "
             "**does not hold** otherwise. Against each baseline the best of the method's configurations is judged "
             "(its paper defaults and, where they fail, the configuration a tuning sweep found on validation data: "
             "\"(tuned)\").",
@@ -378,6 +380,8 @@ def _words_section(rows: List[Dict[str, Any]]) -> List[str]:
             "- **cost ratio**: the same for cost, the gradient passes of the row's own model in clean epochs over "
             "the training set (selection passes included); no neighbour moves it. **without teacher**: RRM's "
             "ratios with the in-trial teacher's time and cost left out.",
+            f"- **past {pts(PARTLY_MARGIN)}-pt margin**: faster, but AutoAttack more than {_pct(PARTLY_MARGIN)} "
+            f"points below the baseline's (`PARTLY_MARGIN`), so the speed half does not make it \"partly\".",
             f"- **CO**: catastrophic overfitting detected in at least one seed (validation PGD accuracy fell by more "
             f"than {_pct(drop)} points in an epoch while FGSM accuracy rose) and rolled back to the previous "
             f"epoch's weights.",

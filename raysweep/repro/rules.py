@@ -6,6 +6,12 @@ from typing import Any, Dict, List
 SIMILAR = 0.02  # points of AutoAttack accuracy (as a fraction) that still count as "similar"
 HIGHER = 0.01
 MIN_BASELINE_AA = 0.3  # a baseline below this is not a converged robust model: nothing is judged against it
+# The speed half alone earns "partly" only while the method's AutoAttack accuracy stays within this many points of
+# the baseline's: further below, a reviewer reads the method as reaching a different robustness level, not the same
+# one more cheaply, and "partly" would credit a claim that does not hold on average. 5 points is the
+# masking flag's PGD-AutoAttack gap (DEFAULT_PGD_AA_GAP): the margin at which raysweep already calls two robust
+# accuracies of one model different.
+PARTLY_MARGIN = 0.05
 SPEED_BOUND = {"faster": 0.75, "third": 0.45, "fraction": 0.5, "cheaper": 0.95}
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 
