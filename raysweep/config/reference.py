@@ -203,7 +203,10 @@ def model_rows(prefix: str, model: type) -> List[Row]:
     for name, fi in model.model_fields.items():
         key = f"{prefix}.{name}"
         t, allowed = _describe(fi.annotation)
-        enum = (fi.json_schema_extra or {}).get("enum") if isinstance(fi.json_schema_extra, dict) else None
+        extra = fi.json_schema_extra if isinstance(fi.json_schema_extra, dict) else {}
+        enum = extra.get("enum")
+        # a rule a validator checks and no type or bound can say (e.g. sweep.budget's one key), written beside it
+        allowed = extra.get("allowed") or allowed
         allowed = "; ".join(x for x in (_values(enum) if enum else allowed, _bounds(fi.metadata)) if x)
         default = REQUIRED if fi.is_required() else fi.get_default(call_default_factory=True)
         rows.append(Row(key, t, _default(default), allowed, fi.description or ""))

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..evaluation.suite import DEFAULT_PGD_AA_GAP
 
+BUDGET_METRICS = ("train_time_s", "cost")  # what a sweep spends: seconds of training, or passes
 METRICS = ("train_time_s", "cost", "val_robust_acc", "val_clean_acc", "train_loss", "train_acc", "epoch_time_s")
 # A metric key stays a plain ``str`` so parse.py can answer a typo with "did you mean"; ``enum`` (JSON Schema's word
 # for allowed values) declares the same tuple for the schema and the configuration reference.
@@ -78,6 +79,21 @@ class SweepSection(_Strict):
                                           "an optional label names the point on its run (tag label)")
     early_stopping: Optional[EarlyStopping] = Field(None, description="stop unpromising trials early (null: every trial "
                                                                       "trains all its epochs)")
+    budget: Optional[Dict[str, float]] = Field(
+        None, description="stop starting trials once the sweep's total train_time_s (seconds) or cost has reached "
+                          "this, e.g. {cost: 200}; running trials finish (null: num_samples decides)",
+        json_schema_extra={"allowed": "one key, train_time_s or cost, with a number > 0"})
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budget(cls, v):
+        if v is None:
+            return v
+        ok = isinstance(v, dict) and len(v) == 1 and next(iter(v)) in BUDGET_METRICS
+        val = next(iter(v.values())) if ok else None
+        if not ok or isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 < val < float("inf"):
+            raise ValueError(f"allowed: one key, {' or '.join(BUDGET_METRICS)}, with a number > 0 (e.g. {{cost: 200}})")
+        return {next(iter(v)): float(val)}
 
     @field_validator("max_concurrent", mode="before")
     @classmethod

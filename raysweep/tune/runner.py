@@ -106,6 +106,7 @@ def _open_parent_run(sweep: Sweep) -> None:
             "sweep.max_concurrent": f"auto ({sweep.plan.max_concurrent})" if cfg.sweep.max_concurrent == "auto"
             else sweep.plan.max_concurrent,
             "objectives": ",".join(f"{o.metric}:{o.mode}" for o in cfg.objectives),
+            **({"sweep.budget": ",".join(f"{k}={v:g}" for k, v in cfg.sweep.budget.items())} if cfg.sweep.budget else {}),
             "search_space": "; ".join(cfg.describe_space())})
 
 
@@ -113,6 +114,7 @@ def _open_search(sweep: Sweep):
     """The Optuna study and its Tune searcher; on a resume, the interrupted trials to restart first, the study's
     orphans failed, and what a killed driver left reserved on the cluster released. Returns (study, searcher,
     trials still to run)."""
+    from .budget import spent as budget_spent
     from .searcher import OptunaMultiObjectiveSearch, open_study
 
     cfg, state = sweep.cfg, sweep.state
@@ -133,7 +135,15 @@ def _open_search(sweep: Sweep):
     _fail_orphaned_trials(study, keep={n for n, _ in resume_points})
     ended = sum(1 for r in state.trials.values() if r["status"] in ("FINISHED", "FAILED"))
     sweep.resumed = (ended, len(interrupted))
-    return study, OptunaMultiObjectiveSearch(cfg, study, resume_points=resume_points), max(0, cfg.sweep.num_samples - ended)
+    searcher = OptunaMultiObjectiveSearch(cfg, study, resume_points=resume_points,
+                                          spent=lambda metric: budget_spent(state.trials, metric),
+                                          notify=lambda line: _budget_reached(sweep, line))
+    return study, searcher, max(0, cfg.sweep.num_samples - ended)
+
+
+def _budget_reached(sweep: Sweep, line: str) -> None:
+    sweep.printer(line, flush=True)
+    safe_call(sweep.errors, sweep.tracker.set_tags, sweep.parent_id, {"raysweep.budget_reached": line})
 
 
 def _fail_orphaned_trials(study, keep=()):

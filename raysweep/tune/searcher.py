@@ -16,6 +16,8 @@ import optuna
 from ray.tune.search import Searcher
 
 from ..config import SearchParam, SweepConfig
+from .budget import budget_of
+from .budget import describe as budget_line
 from .study_space import distribution, reconcile
 
 
@@ -93,24 +95,30 @@ def open_study(cfg: SweepConfig, storage_url: str, study_name: str, notes: Optio
 
 
 class OptunaMultiObjectiveSearch(Searcher):
-    def __init__(self, cfg: SweepConfig, study: optuna.Study, resume_points=()):
+    def __init__(self, cfg: SweepConfig, study: optuna.Study, resume_points=(), spent=None, notify=None):
         """``resume_points``: (optuna number, sampled params) of trials a killed driver left
         unfinished; they are issued again first, under the same number, and their Ray Train
-        run (named after the number) restores from its last checkpoint."""
+        run (named after the number) restores from its last checkpoint. ``spent(metric)``: what the
+        sweep has spent of ``sweep.budget`` so far; ``notify``: told once, in a line, when it is reached."""
         super().__init__(metric=None, mode=None)
         self.cfg = cfg
         self.study = study
         self.live: Dict[str, int] = {}  # Tune trial id -> Optuna trial number
         self.pending = list(resume_points)
         self.suggested = 0
+        self.budget = budget_of(cfg.sweep.budget)
+        self.spent, self.notify = spent, notify
+        self.budget_reached: Optional[str] = None
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # objectives come from the YAML, not from TuneConfig
 
     def suggest(self, trial_id: str) -> Optional[Dict[str, Any]]:
         label = None
-        if self.pending:
+        if self.pending:  # started under the budget by an earlier driver: they finish whatever it says now
             number, sampled = self.pending.pop(0)
+        elif self._over_budget():
+            return Searcher.FINISHED
         else:
             ot = self.study.ask()
             number, sampled = ot.number, sample_point(ot, self.cfg)
@@ -120,6 +128,21 @@ class OptunaMultiObjectiveSearch(Searcher):
         self.suggested += 1
         return {"sampled": sampled, "spec": spec.to_dict(), "optuna_trial": number,
                 "train_run_name": train_run_name(number), "label": label}
+
+    def _over_budget(self) -> bool:
+        """Asked before each new trial: the budget is what has been spent, running trials included, so the
+        last trials started may take the sweep past it by what they spend after starting."""
+        if self.budget is None or self.spent is None:
+            return False
+        if self.budget_reached is None:
+            metric, bound = self.budget
+            used = self.spent(metric)
+            if used < bound:
+                return False
+            self.budget_reached = budget_line(metric, bound, used)
+            if self.notify:
+                self.notify(f"raysweep: budget reached ({self.budget_reached}): no new trial starts; running ones finish")
+        return True
 
     def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False) -> None:
         number = self.live.pop(trial_id, None)
