@@ -22,12 +22,43 @@ def pareto_mask(points: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     sign = np.array([1.0 if m == "min" else -1.0 for m in modes])
     p = pts * sign  # everything to minimise
     valid = ~np.isnan(p).any(axis=1)
-    mask = valid.copy()
+    front = IncrementalFront(["min"] * p.shape[1])
+    for row in p[valid]:
+        front.add(row)
+    # a dominated row is dominated by some front member (dominance is transitive): testing every row
+    # against the front alone costs n x front, not n x n (the end of a 10,000-trial sweep)
+    f = np.array(front.points(), dtype=float).reshape(-1, p.shape[1])
+    mask = np.zeros(len(p), dtype=bool)
     for i in np.flatnonzero(valid):
-        others = p[valid]
-        dominated = np.any(np.all(others <= p[i], axis=1) & np.any(others < p[i], axis=1))
-        mask[i] = not dominated
+        mask[i] = not np.any(np.all(f <= p[i], axis=1) & np.any(f < p[i], axis=1))
     return mask
+
+
+class IncrementalFront:
+    """The non-dominated points among those added so far, kept as they arrive: O(front) per point
+    rather than a recomputation over every point. Points with a NaN never enter; duplicates all do."""
+
+    def __init__(self, modes: Sequence[str]):
+        self._sign = tuple(1.0 if m == "min" else -1.0 for m in modes)
+        self._pts: List[tuple] = []  # in the to-minimise space
+
+    def add(self, point) -> bool:
+        """Adds ``point`` (in the objectives' own units); True when it is on the front now."""
+        p = tuple(float(v) * s for v, s in zip(point, self._sign))
+        if any(v != v for v in p):
+            return False
+        if any(q != p and all(a <= b for a, b in zip(q, p)) for q in self._pts):
+            return False
+        self._pts = [q for q in self._pts if q == p or not all(a <= b for a, b in zip(p, q))]
+        self._pts.append(p)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._pts)
+
+    def points(self) -> List[tuple]:
+        """The front, in the objectives' own units, in the order its members arrived."""
+        return [tuple(v * s for v, s in zip(q, self._sign)) for q in self._pts]
 
 
 def _to_min(points, modes: Sequence[str]) -> np.ndarray:

@@ -3,7 +3,7 @@ outage delays logging but loses nothing."""
 
 import json
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from ..methods import get_method
 from ..sweep_state import SweepState
@@ -66,12 +66,12 @@ class MlflowSync:
                 rec.setdefault("pending_tags", {}).setdefault("status", rec["status"])
         if run_id is None:
             rec["create_tried"] = True
-            self.state.save()
+            self._save(rec)
             run_id = self.tracker.create_child(self.parent_id, f"trial-{rec['trial']:03d}-{rec['method']}", tags)
         rec["run_id"] = run_id
         rec["params_logged"] = False
         rec.pop("create_tried", None)
-        self.state.save()
+        self._save(rec)
 
     def sync(self, rec: Dict[str, Any], force: bool = False) -> bool:
         from mlflow.exceptions import MlflowException
@@ -86,6 +86,13 @@ class MlflowSync:
             self.down_until = time.time() + self.RETRY_AFTER_S
             return False
         finally:
+            self._save(rec)
+
+    def _save(self, rec: Optional[Dict[str, Any]] = None, keys=()):
+        """Saves what a push changed: the trial's record, the parent's counters (``keys``)."""
+        if isinstance(self.state, SweepState):
+            self.state.save(trials=[rec] if rec is not None else (), keys=keys)
+        else:  # the fallback store's in-memory copy of the state (mlflow_fallback): nothing on disk to keep up
             self.state.save()
 
     def sync_all(self, force: bool = False) -> bool:
@@ -118,7 +125,7 @@ class MlflowSync:
             self.down_until = time.time() + self.RETRY_AFTER_S
             return False
         finally:
-            self.state.save()
+            self._save(keys=("hypervolume.logged", "hypervolume.ref_logged"))
 
     @staticmethod
     def _parent_dirty(hv) -> bool:

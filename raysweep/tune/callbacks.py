@@ -175,8 +175,11 @@ class ProgressPrinter(Callback):
     """A line per event and a heartbeat, instead of Ray's tables and log flood."""
 
     def __init__(self, recorder: MlflowTrialRecorder, total: int, objectives, printer=print, every_s: float = 20.0,
-                 eligible=None, watch=None):
+                 eligible=None, watch=None, front_size=None):
         self.rec = recorder
+        # the hypervolume tracker's front (kept as trials end) when given: recomputing the front of every
+        # trial for each line grew with the sweep
+        self.front_size = front_size or self._front_size
         self.watch = watch  # capacity.AutoscalerWatch on an autoscaling cluster
         self.eligible = eligible or (lambda rec: rec["status"] == "FINISHED")  # which trials the front may hold
         self.total = total
@@ -202,7 +205,7 @@ class ProgressPrinter(Callback):
     def _line(self, event: str):
         done, running, failed = self._counts()
         self.print(f"[{time.time() - self.t0:6.0f}s] {done}/{self.total} done, {running} running, {failed} failed, "
-                   f"front {self._front_size()} | {event}", flush=True)
+                   f"front {self.front_size()} | {event}", flush=True)
         self.last = time.time()
 
     def on_trial_start(self, iteration, trials, trial, **info):

@@ -2,8 +2,8 @@
 its driver (a cluster's head).
 
 With ``storage_path`` / ``$RAYSWEEP_STORAGE_PATH`` an object-store URI, Ray already keeps the
-trials' checkpoints and Tune's experiment state there. The sweep's own record (``state.json``: MLflow
-run ids and every trial's metrics; ``optuna.db``: the study; the YAML that ran; the front and its
+trials' checkpoints and Tune's experiment state there. The sweep's own record (``state.json`` and
+``state.log``: MLflow run ids and every trial's metrics; ``optuna.db``: the study; the YAML that ran; the front and its
 plots) is written on the driver's local disk, where SQLite and atomic renames work, and copied to
 ``<storage>/<experiment>/<sweep-id>/sweep/`` as the sweep goes: when a trial starts (its Optuna
 trial and MLflow run exist by then; before the trial can report) and when it ends, at most every ``every_s`` seconds while trials
@@ -25,9 +25,12 @@ from typing import List, Optional
 
 from ray.tune import Callback
 
+from ..sweep_state import STATE_FILE, log_path
 from . import storage
 
-MIRRORED = ("state.json", "optuna.db", "sweep.yaml", "sweep-resumed-*.yaml", "pareto.csv", "pareto.png",
+STATE_LOG = log_path(STATE_FILE).name
+
+MIRRORED = ("state.json", "state.log", "optuna.db", "sweep.yaml", "sweep-resumed-*.yaml", "pareto.csv", "pareto.png",
             "hypervolume.png", "importance.json", "importance.png")
 REMOTE_DIR = "sweep"
 
@@ -104,27 +107,49 @@ class SweepMirror:
             return self._send_changed()
 
     def _send_changed(self) -> int:
-        sent = 0
+        # The state's log is read before its snapshot and sent only after the snapshot got there: the
+        # copy then pairs a snapshot with a log no newer than it was, which replays without a gap even
+        # if the driver folded the log into a new snapshot in between (sweep_state.py).
+        log = self.local_dir / STATE_LOG
+        log_copy = (_stat_key(log), log.read_bytes()) if log.is_file() else None
+        sent, failed = 0, set()
         for path in self._files():
-            st = path.stat()
-            key = (st.st_size, st.st_mtime_ns)
-            if self.sent.get(path.name) == key:
+            if path.name == STATE_LOG:
                 continue
-            try:
-                storage.write_bytes(storage.join(self.remote, path.name), _snapshot(path))
-            except Exception as e:  # noqa: BLE001 - any store error: keep going, retry at the next push
-                self.errors.append(f"{path.name}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-                self.last_error = self.clock()
-                continue
-            self.sent[path.name] = key
+            if self._send(path.name, _stat_key(path), lambda: _snapshot(path)):
+                sent += 1
+            elif self.sent.get(path.name) != _stat_key(path):
+                failed.add(path.name)
+        if log_copy is not None and STATE_FILE not in failed and self._send(STATE_LOG, log_copy[0], lambda: log_copy[1]):
             sent += 1
         return sent
+
+    def _send(self, name: str, key, read) -> bool:
+        """Copies one file unless the copy sent last has the same size and mtime; True when it went."""
+        if self.sent.get(name) == key:
+            return False
+        try:
+            storage.write_bytes(storage.join(self.remote, name), read())
+        except Exception as e:  # noqa: BLE001 - any store error: keep going, retry at the next push
+            self.errors.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            self.last_error = self.clock()
+            return False
+        self.sent[name] = key
+        return True
 
     def _files(self) -> List[Path]:
         if not self.local_dir.is_dir():
             return []
         return sorted(p for p in self.local_dir.iterdir()
                       if p.is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in MIRRORED))
+
+
+def _stat_key(path: Path):
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
 
 
 def _snapshot(path: Path) -> bytes:

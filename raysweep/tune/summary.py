@@ -174,6 +174,7 @@ def close_sweep(sweep, study, parts) -> Dict[str, Any]:
         "trials_failed": summary["failed"], "front_size": len(summary["front"])}, 0)
     safe_call(errors, tracker.end_run, parent_id, "FINISHED")
     summary["mlflow_fallback"] = flush_or_fallback(cfg, parts.sync, sweep_dir, errors, printer, sweep.workdir)
+    sweep.state.save()  # one whole snapshot, the log folded in: a finished sweep's state.json is complete on its own
     mirror = parts.mirror
     if mirror is not None:
         mirror.close()

@@ -1,0 +1,266 @@
+"""Does a trial cost the driver more as the sweep grows? A sweep of N tiny trials (synthetic data, ``small_cnn``,
+one epoch, PGD-2 validation, in-process trials two at a time, final evaluation off), measured from the driver:
+
+  first_100_s / last_100_s   wall between the 1st and 100th trial ending (from the first start), and over the last 100
+  wall_s, ideal_s            run_sweep's wall; N x median trial wall (start to end, as the driver saw it) / concurrency
+  end_s                      from the last trial's end to run_sweep's return (front, importance, plots, MLflow)
+  driver_cpu_s_per_trial     the driver process's CPU time (all its threads) / N
+  state_bytes                bytes written to the sweep's state files (state.json and, from format 2, state.log)
+  driver_write_bytes         bytes the driver passed to write() (state, optuna.db, mlflow.db, logs: /proc/self/io wchar)
+  peak_driver_rss_mb         the driver's peak resident memory
+  tune_checkpoint_s          time in Tune's experiment checkpoint (TuneController.save_to_dir), and how often
+  profile                    where the driver's main thread was, sampled every 10 ms from a thread (no sys.setprofile,
+                             so no per-call cost): the raysweep / Tune / Optuna / MLflow functions on the stack
+
+Each N runs in a process of its own (peak RSS is per process).
+
+    .venv/bin/python bench/scale.py 100                       # ~1 min on 2 cores
+    .venv/bin/python bench/scale.py 100 1000 --out bench/results/scale.json
+"""
+
+import argparse
+import collections
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+YAML = """
+name: scale-{n}
+method: fgsm_rs
+dataset: {{name: synthetic, val_size: 128, train_size: {train_size}}}
+model: {{name: small_cnn, width: 4}}
+threat: {{norm: linf, eps: 0.1}}
+train: {{epochs: 1, batch_size: 64, lr: 0.01, optimizer: adam, weight_decay: 0.0}}
+eval: {{val_pgd_steps: 2}}
+search: {{lr: {{float: [0.001, 0.05], log: true}}}}
+sweep: {{num_samples: {n}, max_concurrent: {concurrency}, sampler: random, seed: 0}}
+resources: {{num_workers: 1, cpus_per_worker: 1, executor: inprocess}}
+final_eval: {{enabled: false}}
+"""
+
+START = re.compile(r"\| start trial (\d+) ")
+END = re.compile(r"\| trial (\d+) (?:\S+: val_robust_acc=|FAILED)")
+
+
+class Sampler:
+    """Stacks of one thread, sampled from another: inclusive counts of the functions worth naming."""
+
+    def __init__(self, thread_id, every_s=0.01):
+        self.thread_id, self.every_s = thread_id, every_s
+        self.inclusive, self.leaf, self.samples = collections.Counter(), collections.Counter(), 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.wait(self.every_s):
+            frame = sys._current_frames().get(self.thread_id)
+            seen = set()
+            leaf = True
+            while frame is not None:
+                code = frame.f_code
+                name = f"{_short(code.co_filename)}:{code.co_name}"
+                if leaf:
+                    self.leaf[name] += 1
+                    leaf = False
+                if name not in seen and _worth(code.co_filename):
+                    self.inclusive[name] += 1
+                    seen.add(name)
+                frame = frame.f_back
+            self.samples += 1
+
+    def top(self, n=25):
+        tot = max(1, self.samples)
+        return {"samples": self.samples,
+                "inclusive": [[k, round(100.0 * v / tot, 1)] for k, v in self.inclusive.most_common(n)],
+                "leaf": [[k, round(100.0 * v / tot, 1)] for k, v in self.leaf.most_common(15)]}
+
+
+def _short(path):
+    for mark in ("site-packages/", "/work/main/", "/tmp/base/", "lib/python3.11/"):
+        if mark in path:
+            return path.split(mark, 1)[1]
+    return path
+
+
+def _worth(path):
+    return any(k in path for k in ("raysweep", "ray/tune", "optuna", "mlflow", "json", "sqlalchemy", "sqlite"))
+
+
+def _timed(owner, name, into):
+    fn = getattr(owner, name)
+
+    def wrapper(*a, **k):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            into[name] = into.get(name, 0.0) + time.perf_counter() - t
+            into[name + "_calls"] = into.get(name + "_calls", 0) + 1
+
+    setattr(owner, name, wrapper)
+
+
+def _count_state_bytes(sweep_state, counter):
+    """Bytes each save wrote to the state files, from the files themselves (works for either format)."""
+    save = sweep_state.SweepState.save
+
+    def sizes(self):
+        out = []
+        for p in (self.path, self.path.with_suffix(".log")):
+            try:
+                st = p.stat()
+                out.append((st.st_size, st.st_mtime_ns, st.st_ino))
+            except FileNotFoundError:
+                out.append((0, 0, 0))
+        return out
+
+    def wrapper(self, *a, **k):
+        (s0, m0, i0), (l0, _, _) = sizes(self)
+        try:
+            return save(self, *a, **k)
+        finally:
+            (s1, m1, i1), (l1, _, _) = sizes(self)
+            if (m1, i1) != (m0, i0):
+                counter[0] += s1  # the snapshot rewritten whole
+                counter[0] += l1  # the log after it: whatever was appended since its truncation
+            else:
+                counter[0] += max(0, l1 - l0)
+
+    sweep_state.SweepState.save = wrapper
+
+
+def _wchar():
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_one(n, concurrency, train_size):
+    from raysweep import sweep_state
+    from raysweep._env import apply_quiet_env
+    from raysweep.config import load_config
+    from raysweep.tune import summary
+    from raysweep.tune.ray_setup import init_ray
+    from raysweep.tune.runner import run_sweep
+    from ray.tune.execution.tune_controller import TuneController
+
+    work = Path(tempfile.mkdtemp(prefix=f"rs-scale-{n}-"))
+    os.chdir(work)
+    apply_quiet_env(work)
+    init_ray(work)
+    y = work / "scale.yaml"
+    y.write_text(YAML.format(n=n, concurrency=concurrency, train_size=train_size))
+    cfg = load_config(y)
+    timings, state_bytes = {}, [0]
+    _timed(TuneController, "save_to_dir", timings)
+    _timed(summary, "finish_sweep", timings)
+    from raysweep.tune import importance
+
+    _timed(importance, "param_importances", timings)
+    _count_state_bytes(sweep_state, state_bytes)
+    starts, ends = {}, []
+
+    def printer(*a, **k):
+        line = " ".join(map(str, a))
+        now = time.perf_counter()
+        m = START.search(line)
+        if m:
+            starts[int(m.group(1))] = now
+        m = END.search(line)
+        if m:
+            ends.append((now, int(m.group(1))))
+
+    sampler = Sampler(threading.main_thread().ident).start()
+    cpu0, w0, t0 = time.process_time(), _wchar(), time.perf_counter()
+    s = run_sweep(cfg, workdir=work, printer=printer)
+    wall = time.perf_counter() - t0
+    cpu, wrote = time.process_time() - cpu0, _wchar() - w0
+    sampler.stop()
+    first_start = min(starts.values()) if starts else t0
+    times = [t for t, _ in ends]
+    durations = [t - starts[k] for t, k in ends if k in starts]
+    med = statistics.median(durations) if durations else float("nan")
+    k = min(100, len(times))
+    sweep_dir = Path(s["sweep_dir"])
+    files = {p.name: p.stat().st_size for p in sweep_dir.iterdir() if p.is_file()}
+    return {
+        "trials": n, "finished": s["finished"], "concurrency": concurrency, "train_size": train_size,
+        "first_100_s": round(times[k - 1] - first_start, 2) if times else None,
+        "last_100_s": round(times[-1] - times[-k - 1] if len(times) > k else times[-1] - first_start, 2) if times else None,
+        "wall_s": round(wall, 1), "ideal_s": round(n * med / concurrency, 1), "median_trial_s": round(med, 3),
+        "trials_phase_s": round(times[-1] - first_start, 1) if times else None,
+        "end_s": round(t0 + wall - times[-1], 1) if times else None,
+        "driver_cpu_s_per_trial": round(cpu / n, 4), "state_bytes": state_bytes[0], "driver_write_bytes": wrote,
+        "peak_driver_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "files_bytes": {k: v for k, v in files.items() if k.startswith(("state", "optuna"))},
+        "mlflow_db_bytes": (work / "mlflow.db").stat().st_size if (work / "mlflow.db").is_file() else None,
+        "tune_checkpoint_s": round(timings.get("save_to_dir", 0.0), 2),
+        "tune_checkpoints": timings.get("save_to_dir_calls", 0),
+        "finish_sweep_s": round(timings.get("finish_sweep", 0.0), 2),
+        "importance_s": round(timings.get("param_importances", 0.0), 2),
+        "tune_global_checkpoint_s": os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "auto"),
+        "profile": sampler.top(),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("trials", type=int, nargs="+")
+    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--train-size", type=int, default=256)
+    ap.add_argument("--out", help="write {'runs': [...]} to this JSON file")
+    ap.add_argument("--label", default="", help="a note kept with each run (e.g. before/after)")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one N, JSON on stdout's last line
+    args = ap.parse_args(argv)
+    if args.one:
+        print("RESULT " + json.dumps(run_one(args.trials[0], args.concurrency, args.train_size)), flush=True)
+        return
+    runs = []
+    for n in args.trials:
+        cmd = [sys.executable, __file__, str(n), "--one", "--concurrency", str(args.concurrency),
+               "--train-size", str(args.train_size)]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+        if p.returncode != 0 or not lines:
+            sys.exit(f"bench/scale.py {n} failed (rc {p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+        r = json.loads(lines[-1][len("RESULT "):])
+        r.update(label=args.label, date=time.strftime("%Y-%m-%d %H:%M"), cpus=os.cpu_count())
+        runs.append(r)
+        ratio = r["last_100_s"] / r["first_100_s"] if r["first_100_s"] else float("nan")
+        print(f"{n} trials: first 100 {r['first_100_s']} s, last 100 {r['last_100_s']} s (x{ratio:.2f}); "
+              f"wall {r['wall_s']} s vs ideal {r['ideal_s']} s (x{r['wall_s'] / r['ideal_s']:.2f}), end {r['end_s']} s; "
+              f"driver CPU {r['driver_cpu_s_per_trial']} s/trial; state {r['state_bytes'] / 1e6:.1f} MB written, "
+              f"driver write() {r['driver_write_bytes'] / 1e6:.1f} MB; peak RSS {r['peak_driver_rss_mb']} MB; "
+              f"Tune checkpoints {r['tune_checkpoints']} x, {r['tune_checkpoint_s']} s", flush=True)
+        for name, pct in r["profile"]["inclusive"][:12]:
+            print(f"    {pct:5.1f}%  {name}")
+    if args.out:
+        out = Path(args.out)
+        old = json.loads(out.read_text()) if out.is_file() else {"runs": []}
+        old["runs"] += runs
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(old, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
