@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from ..evaluation.suite import DEFAULT_PGD_AA_GAP
 from ..train.spec import EvalSpec
 from .judge import assess, judge, pts, reasons, standing
-from .rows import BASELINE_SWEEP, baseline_checks, pools
+from .rows import BASELINE_SWEEP, baseline_checks, by_pair, pools
 from .rules import HIGHER, MIN_BASELINE_AA, PARTLY_MARGIN, RULES, SIMILAR, SPEED_BOUND
 
 PAGES = "docs/claims"
@@ -110,9 +110,7 @@ def _pct(x: float) -> str:
 # ---------------------------------------------------------------------------------------------------- the judging
 
 def _paired(paired_times: Any) -> Dict[tuple, Dict[str, Any]]:
-    if isinstance(paired_times, dict):
-        return paired_times
-    return {(e["dataset"], e["baseline"], e["candidate"]): e for e in paired_times or []}
+    return paired_times if isinstance(paired_times, dict) else by_pair(paired_times)
 
 
 def assessments(claims_json: Dict[str, Any], paired_times: Any) -> List[Dict[str, Any]]:

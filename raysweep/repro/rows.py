@@ -112,11 +112,13 @@ def baseline_checks(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
-def load_paired(path: Path) -> Dict[tuple, Dict[str, Any]]:
+def by_pair(entries) -> Dict[tuple, Dict[str, Any]]:
     """bench/paired_time.py's side-by-side timings, by (dataset, baseline label, candidate label)."""
-    if not path.is_file():
-        return {}
-    return {(e["dataset"], e["baseline"], e["candidate"]): e for e in json.loads(path.read_text())}
+    return {(e["dataset"], e["baseline"], e["candidate"]): e for e in entries or []}
+
+
+def load_paired(path: Path) -> Dict[tuple, Dict[str, Any]]:
+    return by_pair(json.loads(path.read_text())) if path.is_file() else {}
 
 
 def merge_committed(local: Dict[str, Dict[str, Dict[str, Any]]], committed: List[Dict[str, Any]],
