@@ -90,10 +90,7 @@ class MlflowSync:
 
     def _save(self, rec: Optional[Dict[str, Any]] = None, keys=()):
         """Saves what a push changed: the trial's record, the parent's counters (``keys``)."""
-        if isinstance(self.state, SweepState):
-            self.state.save(trials=[rec] if rec is not None else (), keys=keys)
-        else:  # the fallback store's in-memory copy of the state (mlflow_fallback): nothing on disk to keep up
-            self.state.save()
+        self.state.save(trials=[rec] if rec is not None else (), keys=keys)
 
     def sync_all(self, force: bool = False) -> bool:
         ok = True
