@@ -16,6 +16,7 @@ Each N runs in a process of its own (peak RSS is per process).
 
     .venv/bin/python bench/scale.py 100                       # ~1 min on 2 cores
     .venv/bin/python bench/scale.py 100 1000 --out bench/results/scale.json
+    .venv/bin/python bench/scale.py 10000 --resume-at 5000 --out bench/results/scale.json   # time a resume mid-sweep
 """
 
 import argparse
@@ -24,6 +25,7 @@ import json
 import os
 import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -223,6 +225,61 @@ def run_one(n, concurrency, train_size):
     }
 
 
+def _lines(proc):
+    """(arrival time, line) of a child's output as it comes."""
+    for line in proc.stdout:
+        yield time.perf_counter(), line
+
+
+def _stop(proc, sig=signal.SIGKILL):
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=60)
+
+
+def run_resume(n, at, concurrency, train_size, more=100):
+    """A sweep of ``n`` trials driven by the CLI, its driver SIGKILLed once ``at`` trials have ended, then
+    ``raysweep resume``: how long until it announces the resume and until its first new trial starts (against the
+    same times for the sweep's own start), and the wall of its next ``more`` trials against the ``more`` before
+    the kill."""
+    work = Path(tempfile.mkdtemp(prefix=f"rs-resume-{n}-"))
+    y = work / "scale.yaml"
+    y.write_text(YAML.format(n=n, concurrency=concurrency, train_size=train_size))
+    cli = [sys.executable, "-m", "raysweep.cli"]
+    kw = dict(cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    out = {"trials": n, "killed_at": at, "concurrency": concurrency, "train_size": train_size}
+
+    def drive(args, stop_after):
+        t0, first_start, announce, ends = time.perf_counter(), None, None, []
+        proc = subprocess.Popen(cli + args, **kw)
+        try:
+            for now, line in _lines(proc):
+                if announce is None and "raysweep: sweep " in line:
+                    announce = now - t0
+                if first_start is None and START.search(line):
+                    first_start = now - t0
+                if END.search(line):
+                    ends.append(now)
+                    if len(ends) >= stop_after:
+                        break
+        finally:
+            _stop(proc)
+        return announce, first_start, ends
+
+    announce, first, ends = drive(["sweep", str(y)], at)
+    out.update(start_announce_s=round(announce, 1), start_first_trial_s=round(first, 1),
+               before_kill_last_s=round(ends[-1] - ends[-more - 1], 2) if len(ends) > more else None)
+    time.sleep(5)  # the killed driver's Ray processes notice and go
+    state = json.loads(next((work / "raysweep_runs").glob("*/sweep-*/state.json")).read_text())
+    out["state_json_bytes_at_kill"] = len(json.dumps(state))
+    announce, first, ends = drive(["resume", f"scale-{n}"], more)
+    out.update(resume_announce_s=round(announce, 1), resume_first_trial_s=round(first, 1),
+               after_resume_first_s=round(ends[-1] - ends[0], 2) if len(ends) > 1 else None)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("trials", type=int, nargs="+")
@@ -230,8 +287,19 @@ def main(argv=None):
     ap.add_argument("--train-size", type=int, default=256)
     ap.add_argument("--out", help="write {'runs': [...]} to this JSON file")
     ap.add_argument("--label", default="", help="a note kept with each run (e.g. before/after)")
+    ap.add_argument("--resume-at", type=int, help="SIGKILL the driver after this many trials end, then time `raysweep resume`")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one N, JSON on stdout's last line
     args = ap.parse_args(argv)
+    if args.resume_at:
+        r = run_resume(args.trials[0], args.resume_at, args.concurrency, args.train_size)
+        r.update(label=args.label, date=time.strftime("%Y-%m-%d %H:%M"), cpus=os.cpu_count())
+        print(json.dumps(r), flush=True)
+        if args.out:
+            out = Path(args.out)
+            old = json.loads(out.read_text()) if out.is_file() else {"runs": []}
+            old.setdefault("resume", []).append(r)
+            out.write_text(json.dumps(old, indent=1) + "\n")
+        return
     if args.one:
         print("RESULT " + json.dumps(run_one(args.trials[0], args.concurrency, args.train_size)), flush=True)
         return

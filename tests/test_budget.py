@@ -51,3 +51,20 @@ def test_the_sweep_stops_starting_trials_at_its_budget_and_resume_honours_it(ray
                       printer=lambda *a, **k: lines.append(" ".join(map(str, a))))
     assert len(read_state(again["sweep_dir"])["trials"]) == n  # nothing new started: the budget was spent
     assert any("budget reached" in ln for ln in lines), lines
+
+
+def test_the_tally_kept_report_by_report_equals_the_full_count():
+    import random
+
+    from raysweep.tune.budget import SpentTally
+
+    rng = random.Random(0)
+    trials = {}
+    tally = SpentTally(trials, "cost")
+    for step in range(300):
+        key = str(rng.randrange(40))
+        rec = trials.setdefault(key, {"trial": int(key), "spec": {"repeats": rng.choice([1, 3])}, "metrics": {}})
+        rec["metrics"] = {"cost": rng.random() * 5} if rng.random() > 0.1 else {"cost": float("nan")}
+        tally.update(rec)
+        assert abs(tally.total("cost") - spent(trials, "cost")) < 1e-9
+    assert abs(SpentTally(trials, "cost").total("cost") - spent(trials, "cost")) < 1e-9  # rebuilt on resume

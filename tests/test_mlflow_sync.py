@@ -24,9 +24,10 @@ class _OutageOnce(SweepTracker):
             self.failed = True
             raise MlflowException("injected outage")
 
-    def log_params(self, run_id, params):
-        self._fail("params")
-        super().log_params(run_id, params)
+    def log_batch(self, run_id, params=None, metrics=(), tags=None):  # a child's params go in its first batch
+        if params:
+            self._fail("params")
+        super().log_batch(run_id, params=params, metrics=metrics, tags=tags)
 
     def create_child(self, parent_id, run_name, tags):
         run_id = super().create_child(parent_id, run_name, tags)
@@ -87,3 +88,69 @@ def test_a_create_whose_answer_was_lost_adopts_the_run_it_made(tmp_path):
     assert sorted(k.data.tags["optuna_trial"] for k in kids) == ["0", "1"]  # no orphan left RUNNING
     for k in kids:
         assert k.info.status == "FINISHED" and k.data.tags["status"] == "FINISHED" and k.data.params["method"] == "pgd_at"
+
+
+class _Counting(SweepTracker):
+    """Counts the calls that reach the store (each one transaction)."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.calls = []
+
+    def create_child(self, parent_id, run_name, tags):
+        self.calls.append("create")
+        return super().create_child(parent_id, run_name, tags)
+
+    def log_batch(self, run_id, params=None, metrics=(), tags=None):
+        self.calls.append("batch")
+        super().log_batch(run_id, params=params, metrics=metrics, tags=tags)
+
+    def end_run(self, run_id, status="FINISHED"):
+        self.calls.append("end")
+        super().end_run(run_id, status)
+
+
+def test_a_trials_events_inside_a_flush_window_reach_mlflow_in_three_writes(tmp_path):
+    uri = "sqlite:///" + str(tmp_path / "mlflow.db")
+    tracker = _Counting(uri, "coalesce", artifact_root=tmp_path / "art")
+    parent = tracker.start_parent("sweep", {})
+    state = SweepState(tmp_path / "state.json")
+    sync = MlflowSync(tracker, parent, state, flush_s=3600)
+    sync.flush()  # the window opens now
+    rec = state.trials.setdefault("0", _record(0))
+    assert sync.sync(rec)  # start: recorded in the state at once, MLflow later
+    assert SweepState(tmp_path / "state.json").trials["0"]["status"] == "RUNNING"
+    for ep in (1, 2, 3):  # three reports
+        rec["history"] = rec["history"] + [{"epoch": ep, "val_robust_acc": 0.1 * ep}]
+        rec["pending_tags"]["node_id"] = f"n{ep}"
+        sync.sync(rec)
+    rec["status"], rec["pending_tags"]["status"] = "FINISHED", "FINISHED"
+    sync.sync(rec)
+    assert tracker.calls == [] and sync.tick() and tracker.calls == []  # nothing due yet
+    assert not _kids(uri, tracker, parent)
+    assert sync.flush()
+    assert tracker.calls == ["create", "batch", "end"]
+    k, = _kids(uri, tracker, parent)
+    assert k.info.status == "FINISHED" and k.data.tags["status"] == "FINISHED" and k.data.tags["node_id"] == "n3"
+    assert k.data.params["method"] == "pgd_at"
+    hist = MlflowClient(uri).get_metric_history(k.info.run_id, "val_robust_acc")
+    assert sorted((m.step, round(m.value, 3)) for m in hist) == [(1, 0.1), (2, 0.2), (3, 0.3)]
+    assert not sync.dirty()
+    assert SweepState(tmp_path / "state.json").trials["0"]["terminated"]  # the bookkeeping is durable too
+
+
+def test_tick_pushes_what_waited_past_the_window(tmp_path):
+    uri = "sqlite:///" + str(tmp_path / "mlflow.db")
+    tracker = _Counting(uri, "tick", artifact_root=tmp_path / "art")
+    parent = tracker.start_parent("sweep", {})
+    state = SweepState(tmp_path / "state.json")
+    sync = MlflowSync(tracker, parent, state, flush_s=0.2)
+    sync.flush()
+    rec = state.trials.setdefault("0", _record(0))
+    sync.sync(rec)
+    assert tracker.calls == []
+    import time
+
+    time.sleep(0.25)
+    assert sync.tick()
+    assert tracker.calls == ["create", "batch"] and len(_kids(uri, tracker, parent)) == 1

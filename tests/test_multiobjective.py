@@ -4,6 +4,7 @@ sweep's trial histories (what a resumed sweep does). The end-to-end sweeps are i
 test_sweep_e2e.py (in-process executor) and test_lean_train.py (Ray Train executor)."""
 
 import math
+from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
@@ -249,7 +250,7 @@ def test_progress_line_counts_only_what_the_front_may_hold():
               "3": {"status": "FINISHED", "catastrophic_overfit": True,
                     "metrics": {"train_time_s": 0.5, "val_robust_acc": 0.95, "val_clean_acc": 0.99}}}
     lines = []
-    rec = SimpleNamespace(state=SimpleNamespace(trials=trials))
+    rec = SimpleNamespace(state=SimpleNamespace(trials=trials), counts=Counter(r["status"] for r in trials.values()))
     p = ProgressPrinter(rec, 4, cfg.objectives, printer=lambda *a, **k: lines.append(a[0]),
                         eligible=lambda r: front_eligible(r, objs, False, cfg.infeasible))
     p._line("x")

@@ -2,6 +2,7 @@
 kept as trials end (equal to recomputing them from every trial), and the copy of the incremental state to
 object storage (a snapshot and a log that replay without a gap)."""
 
+import json
 import random
 
 import numpy as np
@@ -143,3 +144,20 @@ def test_importance_ranks_a_seeded_bounded_sample(monkeypatch):
     assert first == again and first["trials"] == 120  # the sample is seeded; the count is of all trials
     assert max(first["objectives"]["val_robust_acc"]["all"], key=first["objectives"]["val_robust_acc"]["all"].get) == "lr"
     assert max(first["objectives"]["train_time_s"]["all"], key=first["objectives"]["train_time_s"]["all"].get) == "wd"
+
+
+def test_an_ended_trial_lets_tunes_running_statistics_go_and_keeps_its_last_result():
+    from ray.tune.experiment import Trial
+
+    from raysweep.tune.ray_compat import release_trial_statistics
+
+    trial = Trial("raysweep_trial", config={"optuna_trial": 0}, stub=True)
+    for it in (1, 2, 3):
+        trial.update_last_result({"training_iteration": it, "epoch": it, "val_robust_acc": 0.1 * it, "train_time_s": it})
+    meta = trial.run_metadata
+    assert meta.metric_n_steps and meta.metric_analysis  # what Tune keeps for every number reported
+    assert release_trial_statistics(trial)
+    assert meta.metric_n_steps == {} and meta.metric_analysis == {}
+    assert abs(trial.last_result["val_robust_acc"] - 0.3) < 1e-12
+    assert json.loads(meta.get_json_state())["last_result"]["epoch"] == 3  # Tune's own checkpoint still reads it
+    assert not release_trial_statistics(object())  # a Ray without these names: nothing done

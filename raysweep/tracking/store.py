@@ -10,7 +10,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from .. import __version__
 
@@ -113,26 +113,35 @@ class SweepTracker:
                                        order_by=["attributes.start_time ASC"])
         return runs[0].info.run_id if runs else None
 
-    def log_params(self, run_id: str, params: Dict[str, Any]):
-        from mlflow.entities import Param
+    # MLflow's limits on one log_batch call (its REST API and every store enforce them)
+    BATCH_PARAMS, BATCH_TAGS, BATCH_ENTITIES = 100, 100, 1000
 
-        items = [Param(k, _param_value(v)) for k, v in params.items()
-                 if not any(h in k.lower() for h in SECRET_HINTS)]
-        for i in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[i:i + 100])
-
-    def log_metrics(self, run_id: str, metrics: Dict[str, float], step: int):
-        from mlflow.entities import Metric
+    def log_batch(self, run_id: str, params: Optional[Dict[str, Any]] = None,
+                  metrics: Iterable[Tuple[Dict[str, float], int]] = (), tags: Optional[Dict[str, Any]] = None):
+        """Params, metrics (``(values, step)`` pairs) and tags of one run in as few calls as MLflow's limits allow:
+        each call is one store transaction, and a sweep's driver makes thousands of them."""
+        from mlflow.entities import Metric, Param, RunTag
 
         ts = int(time.time() * 1000)
-        ms = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if isinstance(v, (int, float))]
-        if ms:
-            self.client.log_batch(run_id, metrics=ms)
+        ps = [Param(k, _param_value(v)) for k, v in (params or {}).items()
+              if not any(h in k.lower() for h in SECRET_HINTS)]
+        ms = [Metric(k, float(v), ts, int(step)) for values, step in metrics for k, v in values.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        tg = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+        while ps or ms or tg:
+            p, t = ps[:self.BATCH_PARAMS], tg[:self.BATCH_TAGS]
+            m = ms[:self.BATCH_ENTITIES - len(p) - len(t)]
+            self.client.log_batch(run_id, metrics=m, params=p, tags=t)
+            ps, ms, tg = ps[len(p):], ms[len(m):], tg[len(t):]
+
+    def log_params(self, run_id: str, params: Dict[str, Any]):
+        self.log_batch(run_id, params=params)
+
+    def log_metrics(self, run_id: str, metrics: Dict[str, float], step: int):
+        self.log_batch(run_id, metrics=[(metrics, step)])
 
     def set_tags(self, run_id: str, tags: Dict[str, Any]):
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+        self.log_batch(run_id, tags=tags)
 
     def end_run(self, run_id: str, status: str = "FINISHED"):
         self.client.set_terminated(run_id, status=status)

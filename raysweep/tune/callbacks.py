@@ -1,17 +1,19 @@
 """Driver-side Tune callbacks: each trial's events recorded in the sweep's state (and pushed to MLflow through
 ``tracking.sync``), and concise progress lines."""
 
+import collections
 import math
 import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from ray.tune import Callback
 
 from ..sweep_state import SweepState
 from ..tracking.sync import MlflowSync
+from .ray_compat import release_trial_statistics
 from .storage import as_uri
 
 # Tune's own bookkeeping fields; everything else numeric in a result is ours.
@@ -35,16 +37,25 @@ class MlflowTrialRecorder(Callback):
     """Records every trial in the sweep state and mirrors it to one MLflow child run per
     trial under the sweep's parent run, all from the driver (a single writer)."""
 
-    def __init__(self, sync: MlflowSync, state: SweepState, objectives, hypervolume=None, storage_uri=None):
+    def __init__(self, sync: MlflowSync, state: SweepState, objectives, hypervolume=None, storage_uri=None,
+                 on_result: Optional[Callable[[Dict[str, Any]], None]] = None):
         self.sync = sync
         self.state = state
         self.objectives = objectives
         self.hypervolume = hypervolume  # a tracking.hypervolume.HypervolumeTracker, or None
         self.storage_uri = storage_uri  # the sweep's Ray storage: checkpoint paths are made URIs against it
+        self.on_result = on_result  # told each report's record (the budget's tally)
+        # trials per status, kept as they change: counting them for every progress line grew with the sweep
+        self.counts = collections.Counter(r["status"] for r in state.trials.values())
+
+    def _status(self, rec, status: str) -> None:
+        self.counts[rec["status"]] -= 1
+        self.counts[status] += 1
+        rec["status"] = status
 
     def _completed(self, rec):
-        if self.hypervolume is not None and self.hypervolume.on_complete(rec) is not None:
-            self.sync.sync_parent()
+        if self.hypervolume is not None:
+            self.hypervolume.on_complete(rec)  # its curve point reaches MLflow with the next flush
 
     def _record(self, trial) -> Dict[str, Any]:
         cfg = trial.config
@@ -59,6 +70,7 @@ class MlflowTrialRecorder(Callback):
             if cfg.get("label"):
                 rec["label"] = cfg["label"]
             self.state.trials[key] = rec
+            self.counts["PENDING"] += 1
         rec["tune_trial_id"] = trial.trial_id
         return rec
 
@@ -67,7 +79,7 @@ class MlflowTrialRecorder(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         rec = self._record(trial)
-        rec["status"] = "RUNNING"
+        self._status(rec, "RUNNING")
         self._tag(rec, status="RUNNING")
         self.sync.sync(rec)
 
@@ -99,6 +111,8 @@ class MlflowTrialRecorder(Callback):
         pg = result.get("placement_group")
         if pg and pg not in rec.setdefault("placement_groups", []):
             rec["placement_groups"].append(pg)  # released by a resume if a killed driver left it
+        if self.on_result is not None:
+            self.on_result(rec)
         self.sync.sync(rec)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -112,15 +126,18 @@ class MlflowTrialRecorder(Callback):
         if not bad and 0 < ran < planned and not rec["metrics"].get("catastrophic_overfit"):
             rec["stopped_early"] = True  # by the sweep's scheduler (ASHA / HyperBand)
             self._tag(rec, stopped_early="true", epochs_run=ran)
-        rec["status"] = "FAILED" if bad else "FINISHED"
+        self._status(rec, "FAILED" if bad else "FINISHED")
         if bad:
             rec["error"] = "an objective is missing or not finite: " + ", ".join(
                 f"{o.metric}={rec['metrics'].get(o.metric)}" for o in self.objectives)
             self._tag(rec, status="FAILED", error=rec["error"])
         else:
-            self._tag(rec, status="FINISHED")
+            # settled when the sweep ends (summary.finish_sweep re-tags only the trials the final front changes)
+            rec.setdefault("pareto_optimal", False)
+            self._tag(rec, status="FINISHED", pareto_optimal=str(rec["pareto_optimal"]).lower())
         self.sync.sync(rec)
         self._completed(rec)
+        release_trial_statistics(trial)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         rec = self._record(trial)
@@ -131,11 +148,15 @@ class MlflowTrialRecorder(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         rec = self._record(trial)
-        rec["status"] = "FAILED"
+        self._status(rec, "FAILED")
         rec["error"] = _error_line(trial)
         self._tag(rec, status="FAILED", error=rec["error"])
         self.sync.sync(rec)
         self._completed(rec)
+        release_trial_statistics(trial)
+
+    def on_step_end(self, iteration, trials, **info):
+        self.sync.tick()
 
     def rows(self) -> List[Dict[str, Any]]:
         out = []
@@ -190,8 +211,8 @@ class ProgressPrinter(Callback):
         self.last = time.time()
 
     def _counts(self):
-        st = [r["status"] for r in self.rec.state.trials.values()]
-        return st.count("FINISHED"), st.count("RUNNING") + st.count("RETRYING"), st.count("FAILED")
+        c = self.rec.counts
+        return c["FINISHED"], c["RUNNING"] + c["RETRYING"], c["FAILED"]
 
     def _front_size(self):
         from ..tracking.pareto import pareto_mask

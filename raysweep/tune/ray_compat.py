@@ -1,4 +1,5 @@
-"""Every private Ray name raysweep uses, behind one version gate.
+"""Every private Ray name raysweep uses, behind one version gate (and one, ``release_trial_statistics``, that
+does nothing where its names are missing).
 
 Ray Train offers no public way to do three things the lean launch (``lean_train.py``) does to
 save seconds per trial: configure the torch backend without importing torch in the controller,
@@ -129,3 +130,22 @@ def tune_stop_event():
     """The event Tune sets when it stops this trial (its public signal, ``report`` raising
     ``SystemExit``, comes only with the trial's next report), or None."""
     return getattr(_name("ray.train._internal.session", "get_session")(), "stop_event", None)
+
+
+# Driver side: Tune's per-trial running statistics.
+TRIAL_STATISTICS = ("metric_analysis", "metric_n_steps", "invalidate_cache")  # ray.tune.trainable.metadata
+
+
+def release_trial_statistics(trial) -> bool:
+    """Let an ended trial's running statistics go. Tune keeps, for every number a trial ever reported, its min, max,
+    mean and the last 5 and 10 values (and a JSON copy of them), for every trial until the experiment ends: ~70 KB
+    a trial with the ~25 numbers a raysweep epoch reports, 0.7 GB at 10,000 trials (``bench/scale.py``). Only
+    Tune's best-trial queries on a ResultGrid read them; raysweep asks none (its record is state.json), and the
+    trial's last result stays. On a Ray whose trial metadata lacks these names nothing is released (False)."""
+    meta = getattr(trial, "run_metadata", None)
+    if meta is None or not all(hasattr(meta, n) for n in TRIAL_STATISTICS):
+        return False
+    meta.metric_analysis = {}
+    meta.metric_n_steps = {}
+    meta.invalidate_cache()
+    return True

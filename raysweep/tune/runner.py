@@ -36,6 +36,7 @@ class Sweep:
     experiment: str = ""
     resumed: tuple = (0, 0)  # trials ended and interrupted before this run of the driver
     wall_s: float = 0.0  # this run's share of the sweep's wall time
+    spent: Any = None  # budget.SpentTally: what the sweep has spent of sweep.budget
 
 
 def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: Optional[Path] = None,
@@ -114,7 +115,7 @@ def _open_search(sweep: Sweep):
     """The Optuna study and its Tune searcher; on a resume, the interrupted trials to restart first, the study's
     orphans failed, and what a killed driver left reserved on the cluster released. Returns (study, searcher,
     trials still to run)."""
-    from .budget import spent as budget_spent
+    from .budget import SpentTally, budget_of
     from .searcher import OptunaMultiObjectiveSearch, open_study
 
     cfg, state = sweep.cfg, sweep.state
@@ -135,8 +136,9 @@ def _open_search(sweep: Sweep):
     _fail_orphaned_trials(study, keep={n for n, _ in resume_points})
     ended = sum(1 for r in state.trials.values() if r["status"] in ("FINISHED", "FAILED"))
     sweep.resumed = (ended, len(interrupted))
-    searcher = OptunaMultiObjectiveSearch(cfg, study, resume_points=resume_points,
-                                          spent=lambda metric: budget_spent(state.trials, metric),
+    budget = budget_of(cfg.sweep.budget)
+    sweep.spent = SpentTally(state.trials, budget[0] if budget else None)  # fed each report by the recorder
+    searcher = OptunaMultiObjectiveSearch(cfg, study, resume_points=resume_points, spent=sweep.spent.total,
                                           notify=lambda line: _budget_reached(sweep, line))
     return study, searcher, max(0, cfg.sweep.num_samples - ended)
 
@@ -195,7 +197,8 @@ def _callbacks(sweep: Sweep, to_run: int) -> Parts:
         printer(f"raysweep: {len(cfg.objectives)} objectives: no hypervolume curve (it is computed for two)", flush=True)
     storage = ray_storage(cfg, sweep.sweep_dir)
     # the tracker keeps the front with any number of objectives (the progress lines show its size)
-    recorder = MlflowTrialRecorder(sync, state, cfg.objectives, hypervolume=hv, storage_uri=storage)
+    recorder = MlflowTrialRecorder(sync, state, cfg.objectives, hypervolume=hv, storage_uri=storage,
+                                   on_result=sweep.spent.update if sweep.spent is not None else None)
     progress = ProgressPrinter(recorder, cfg.sweep.num_samples, cfg.objectives, printer,
                                eligible=lambda rec: front_eligible(rec, objs, cfg.sweep.front_includes_flagged, cfg.infeasible),
                                watch=AutoscalerWatch(plan.shape, printer) if plan.capacity.autoscaling else None,

@@ -31,10 +31,11 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
     for r in finished:
         r.setdefault("pareto_optimal", False)
     front = [r for r in finished if r.get("pareto_optimal")]
-    for r in finished:
+    for r in finished:  # tagged false as each trial ended: only the trials whose membership differs are written
         rec = sync.state.trials[str(r["trial"])]
-        rec["pareto_optimal"] = bool(r["pareto_optimal"])
-        rec.setdefault("pending_tags", {})["pareto_optimal"] = str(r["pareto_optimal"]).lower()
+        if rec.get("pareto_optimal") is not bool(r["pareto_optimal"]):
+            rec["pareto_optimal"] = bool(r["pareto_optimal"])
+            rec.setdefault("pending_tags", {})["pareto_optimal"] = str(r["pareto_optimal"]).lower()
 
     if cfg.final_eval.enabled and front:
         evaluate_members(cfg, finished, front, sync.state.trials, use_gpu, printer, started)
