@@ -154,3 +154,21 @@ def test_tick_pushes_what_waited_past_the_window(tmp_path):
     time.sleep(0.25)
     assert sync.tick()
     assert tracker.calls == ["create", "batch"] and len(_kids(uri, tracker, parent)) == 1
+
+
+def test_sqlite_stores_are_written_ahead_and_readable_by_a_plain_reader(tmp_path, monkeypatch):
+    import sqlite3
+
+    from raysweep.tracking.sqlite_wal import write_ahead
+
+    uri = "sqlite:///" + str(tmp_path / "mlflow.db")
+    tracker = SweepTracker(uri, "wal", artifact_root=tmp_path / "art")
+    parent = tracker.start_parent("sweep", {})
+    tracker.log_metrics(parent, {"x": 1.0}, 0)
+    con = sqlite3.connect(str(tmp_path / "mlflow.db"))
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+    assert MlflowClient(uri).get_run(parent).data.metrics["x"] == 1.0  # a second reader sees the commit
+    monkeypatch.setenv("RAYSWEEP_SQLITE_WAL", "0")  # a store on NFS keeps the rollback journal
+    assert not write_ahead("sqlite:///" + str(tmp_path / "other.db"))
+    assert not write_ahead("postgresql://host/db") and not write_ahead("sqlite:///:memory:")

@@ -58,6 +58,9 @@ class SweepTracker:
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Optional[Path] = None):
         from mlflow.tracking import MlflowClient
 
+        from .sqlite_wal import write_ahead
+
+        write_ahead(tracking_uri)  # before MLflow opens it: see sqlite_wal
         self.uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)

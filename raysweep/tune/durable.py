@@ -145,11 +145,19 @@ class SweepMirror:
 
 
 def _stat_key(path: Path):
+    """What says a file changed; for a SQLite file in WAL mode its log too (commits land there first)."""
     try:
         st = path.stat()
     except FileNotFoundError:
         return None
-    return (st.st_size, st.st_mtime_ns)
+    key = (st.st_size, st.st_mtime_ns)
+    if path.suffix == ".db":
+        try:
+            wal = path.with_name(path.name + "-wal").stat()
+            key += (wal.st_size, wal.st_mtime_ns)
+        except FileNotFoundError:
+            pass
+    return key
 
 
 def _snapshot(path: Path) -> bytes:
@@ -179,6 +187,8 @@ def fetch(remote: str, local_dir: Path) -> bool:
     for name in names:
         data = storage.read_bytes(storage.join(remote, name))
         if data is not None:
+            for side in ("-wal", "-shm"):  # a WAL left beside an older copy would be replayed into this one
+                (local_dir / (name + side)).unlink(missing_ok=True)
             storage.write_bytes(str(local_dir / name), data)
     return True
 

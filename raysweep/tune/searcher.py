@@ -66,7 +66,10 @@ def open_study(cfg: SweepConfig, storage_url: str, study_name: str, notes: Optio
     edited search space (study_space.reconcile). ``started``: the trial numbers the sweep's
     state records; a labelled point asked by a driver that died before Tune started it is not
     one of them, and is queued again (the orphan itself ends FAIL)."""
+    from ..tracking.sqlite_wal import write_ahead
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    write_ahead(storage_url)
     note = reconcile(cfg, storage_url, study_name)
     if note and notes is not None:
         notes.append(note)
