@@ -42,8 +42,10 @@ class TrainSpec:
     optimizer: str = hp("sgd", choices=("sgd", "adam"), doc="optimiser of the model's weights")
     momentum: float = hp(0.9, low=0.0, high=1.0, high_open=True, doc="SGD momentum (unused by adam)")
     weight_decay: float = hp(5e-4, low=0.0, high=1.0, doc="L2 weight decay")
-    schedule: str = hp("cyclic", choices=("constant", "cyclic", "multistep", "cosine"),
-                       doc="LR schedule over training progress (cyclic: 0 → lr at cyclic_peak → 0)")
+    schedule: str = hp("cyclic", choices=("constant", "cyclic", "multistep", "cosine", "cyclic_rungs"),
+                       doc="LR schedule over training progress (cyclic: 0 → lr at cyclic_peak → 0; cyclic_rungs: "
+                       "that cycle once per rung segment, epochs 0-1, 1-2, 2-4, … (early stopping's rungs at grace "
+                       "period 1, reduction factor 2), back to 0 at each; pair it with eps_warmup ≤ 1/epochs)")
     cyclic_peak: float = hp(0.4, low=0.0, high=1.0, doc="cyclic: fraction of training at which the LR peaks "
                             "(Wong et al.'s MNIST code: 0.4; their CIFAR-10 code: 0.5)")
     milestones: List[float] = hp([0.5, 0.75], doc="multistep: fractions of training where the LR is multiplied by gamma")
