@@ -14,9 +14,15 @@ one epoch, PGD-2 validation, in-process trials two at a time, final evaluation o
 
 Each N runs in a process of its own (peak RSS is per process).
 
+``--resume-at K``: the sweep driven by the CLI, its process group SIGKILLed once K trials have ended, then
+``raysweep resume``: seconds until it announces the sweep and until its first trial starts, against the same for the
+sweep's own start. ``--tune-floor S``: Ray Tune alone (no raysweep) running N trials that each keep a core busy for
+S seconds: Tune's own wall / ideal for trials that short on this machine, the floor under raysweep's.
+
     .venv/bin/python bench/scale.py 100                       # ~1 min on 2 cores
     .venv/bin/python bench/scale.py 100 1000 --out bench/results/scale.json
     .venv/bin/python bench/scale.py 10000 --resume-at 5000 --out bench/results/scale.json   # time a resume mid-sweep
+    .venv/bin/python bench/scale.py 1000 --tune-floor 0.15 --out bench/results/scale.json  # Tune alone, same trial length
 """
 
 import argparse
@@ -280,6 +286,44 @@ def run_resume(n, at, concurrency, train_size, more=100):
     return out
 
 
+def _burn(config):
+    """A Tune trial that keeps a core busy for ``config["seconds"]`` and reports once, as a raysweep trial does."""
+    from ray import tune
+
+    end = time.perf_counter() + config["seconds"]
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+    tune.report({"val_robust_acc": 0.5, "train_time_s": config["seconds"]})
+
+
+def run_tune_floor(n, concurrency, seconds):
+    """Ray Tune alone, no raysweep: ``n`` trials that each burn a core for ``seconds`` (raysweep's median trial),
+    ``concurrency`` at a time, Tune's random search, actors reused, Tune's checkpoint period as raysweep sets it.
+    Its wall / ideal is what Tune itself costs per trial on this machine: the floor under raysweep's ratio."""
+    import ray
+    from ray import tune
+
+    from raysweep._env import apply_quiet_env
+    from raysweep.tune.ray_setup import init_ray
+
+    work = Path(tempfile.mkdtemp(prefix=f"rs-tune-floor-{n}-"))
+    os.chdir(work)
+    apply_quiet_env(work)
+    init_ray(work)
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3600")
+    t0 = time.perf_counter()
+    tune.Tuner(tune.with_resources(_burn, {"cpu": 1}),
+               param_space={"seconds": seconds, "x": tune.uniform(0, 1)},
+               tune_config=tune.TuneConfig(num_samples=n, max_concurrent_trials=concurrency, reuse_actors=True),
+               run_config=tune.RunConfig(name="floor", storage_path=str(work / "tune"), verbose=0)).fit()
+    wall = time.perf_counter() - t0
+    ray.shutdown()
+    ideal = n * seconds / concurrency
+    return {"trials": n, "concurrency": concurrency, "trial_s": seconds, "wall_s": round(wall, 1),
+            "ideal_s": round(ideal, 1), "wall_over_ideal": round(wall / ideal, 2)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("trials", type=int, nargs="+")
@@ -287,9 +331,21 @@ def main(argv=None):
     ap.add_argument("--train-size", type=int, default=256)
     ap.add_argument("--out", help="write {'runs': [...]} to this JSON file")
     ap.add_argument("--label", default="", help="a note kept with each run (e.g. before/after)")
+    ap.add_argument("--tune-floor", type=float, metavar="SECONDS",
+                    help="Ray Tune alone (no raysweep) with trials that burn a core this long: Tune's own wall / ideal")
     ap.add_argument("--resume-at", type=int, help="SIGKILL the driver after this many trials end, then time `raysweep resume`")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one N, JSON on stdout's last line
     args = ap.parse_args(argv)
+    if args.tune_floor:
+        r = run_tune_floor(args.trials[0], args.concurrency, args.tune_floor)
+        r.update(label=args.label, date=time.strftime("%Y-%m-%d %H:%M"), cpus=os.cpu_count())
+        print(json.dumps(r), flush=True)
+        if args.out:
+            out = Path(args.out)
+            old = json.loads(out.read_text()) if out.is_file() else {"runs": []}
+            old.setdefault("tune_floor", []).append(r)
+            out.write_text(json.dumps(old, indent=1) + "\n")
+        return
     if args.resume_at:
         r = run_resume(args.trials[0], args.resume_at, args.concurrency, args.train_size)
         r.update(label=args.label, date=time.strftime("%Y-%m-%d %H:%M"), cpus=os.cpu_count())

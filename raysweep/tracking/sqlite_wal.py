@@ -2,12 +2,11 @@
 
 In SQLite's default rollback-journal mode every commit syncs the journal and the database file; the sweep driver
 commits several times per trial (MLflow's run, its batch and end; Optuna's ask, each sampled parameter, tell), and
-those syncs were the largest part of its time at 10,000 trials. In WAL mode a commit appends to ``<file>-wal`` and
-syncs once: half the time per MLflow batch and per Optuna ask-and-tell, measured side by side (``bench/scale.py``
-and ``bench/sampler_cost.py``), with the same durability (every commit is synced; a killed driver loses nothing
-committed) and readers (``raysweep ui``, optuna-dashboard) never blocked by the writer. The mode is kept in the file,
-so it is set once; readers need nothing. WAL needs a local filesystem (shared memory beside the file):
-``RAYSWEEP_SQLITE_WAL=0`` keeps the rollback journal, for a store on NFS."""
+SQLite's commits were the largest part of its main thread at 10,000 trials (``bench/scale.py``). In WAL mode a
+commit appends to ``<file>-wal`` and syncs once, with the same durability (every commit is synced; a killed
+driver loses nothing committed), and readers (``raysweep ui``, optuna-dashboard) are never blocked by the writer.
+The mode is kept in the file, so it is set once; readers need nothing. WAL needs a local filesystem (shared memory
+beside the file): ``RAYSWEEP_SQLITE_WAL=0`` keeps the rollback journal, for a store on NFS."""
 
 import os
 import sqlite3
@@ -16,8 +15,8 @@ from typing import Optional
 
 
 def sqlite_path(url: str) -> Optional[Path]:
-    """The file of a ``sqlite:///`` URL, or None (another store, or in memory)."""
-    if not url.startswith("sqlite:///"):
+    """The file of a ``sqlite:///`` URL, or None (another store, in memory, or a storage object)."""
+    if not isinstance(url, str) or not url.startswith("sqlite:///"):
         return None
     path = url[len("sqlite:///"):].split("?", 1)[0]
     return Path(path) if path and path != ":memory:" else None

@@ -138,8 +138,9 @@ TRIAL_STATISTICS = ("metric_analysis", "metric_n_steps", "invalidate_cache")  # 
 
 def release_trial_statistics(trial) -> bool:
     """Let an ended trial's running statistics go. Tune keeps, for every number a trial ever reported, its min, max,
-    mean and the last 5 and 10 values (and a JSON copy of them), for every trial until the experiment ends: ~70 KB
-    a trial with the ~25 numbers a raysweep epoch reports, 0.7 GB at 10,000 trials (``bench/scale.py``). Only
+    mean and the last 5 and 10 values (and a JSON copy of them), for every trial until the experiment ends: with the
+    ~25 numbers a raysweep epoch reports, most of what Tune holds per trial (peak driver memory at 10,000 trials
+    2.6 GB with them, 1.9 GB without: ``bench/scale.py``). Only
     Tune's best-trial queries on a ResultGrid read them; raysweep asks none (its record is state.json), and the
     trial's last result stays. On a Ray whose trial metadata lacks these names nothing is released (False)."""
     meta = getattr(trial, "run_metadata", None)
