@@ -9,7 +9,7 @@ and the MLflow UI lags the sweep by at most ``FLUSH_S``."""
 
 import json
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from ..methods import get_method
 from ..sweep_state import SweepState
