@@ -336,25 +336,13 @@ def main(argv=None):
     ap.add_argument("--resume-at", type=int, help="SIGKILL the driver after this many trials end, then time `raysweep resume`")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one N, JSON on stdout's last line
     args = ap.parse_args(argv)
-    if args.tune_floor:
-        r = run_tune_floor(args.trials[0], args.concurrency, args.tune_floor)
+    if args.tune_floor or args.resume_at:  # one measurement in this process, kept under its own key
+        key, r = (("tune_floor", run_tune_floor(args.trials[0], args.concurrency, args.tune_floor)) if args.tune_floor
+                  else ("resume", run_resume(args.trials[0], args.resume_at, args.concurrency, args.train_size)))
         r.update(label=args.label, date=time.strftime("%Y-%m-%d %H:%M"), cpus=os.cpu_count())
         print(json.dumps(r), flush=True)
         if args.out:
-            out = Path(args.out)
-            old = json.loads(out.read_text()) if out.is_file() else {"runs": []}
-            old.setdefault("tune_floor", []).append(r)
-            out.write_text(json.dumps(old, indent=1) + "\n")
-        return
-    if args.resume_at:
-        r = run_resume(args.trials[0], args.resume_at, args.concurrency, args.train_size)
-        r.update(label=args.label, date=time.strftime("%Y-%m-%d %H:%M"), cpus=os.cpu_count())
-        print(json.dumps(r), flush=True)
-        if args.out:
-            out = Path(args.out)
-            old = json.loads(out.read_text()) if out.is_file() else {"runs": []}
-            old.setdefault("resume", []).append(r)
-            out.write_text(json.dumps(old, indent=1) + "\n")
+            _append(Path(args.out), key, [r])
         return
     if args.one:
         print("RESULT " + json.dumps(run_one(args.trials[0], args.concurrency, args.train_size)), flush=True)
@@ -379,11 +367,15 @@ def main(argv=None):
         for name, pct in r["profile"]["inclusive"][:12]:
             print(f"    {pct:5.1f}%  {name}")
     if args.out:
-        out = Path(args.out)
-        old = json.loads(out.read_text()) if out.is_file() else {"runs": []}
-        old["runs"] += runs
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(old, indent=1) + "\n")
+        _append(Path(args.out), "runs", runs)
+
+
+def _append(out: Path, key: str, rows) -> None:
+    """Adds ``rows`` to the list ``key`` of the results file (made if missing), keeping what it held."""
+    old = json.loads(out.read_text()) if out.is_file() else {"runs": []}
+    old.setdefault(key, []).extend(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(old, indent=1) + "\n")
 
 
 if __name__ == "__main__":

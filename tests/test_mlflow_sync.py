@@ -2,6 +2,8 @@
 trial, whatever the store answered. Real sqlite MLflow store; the outage is injected by a
 tracker that fails a chosen call once."""
 
+import functools
+
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -40,12 +42,13 @@ def _record(trial):
             "status": "RUNNING", "metrics": {}, "history": [], "logged": [], "run_id": None, "pending_tags": {"status": "RUNNING"}}
 
 
-def _sweep(tmp_path, where):
+def _sweep(tmp_path, where=None, tracker_cls=None, **sync_kw):
+    """A real sqlite store behind a tracker that fails where asked (``where``) or counts its writes (``tracker_cls``)."""
     uri = "sqlite:///" + str(tmp_path / "mlflow.db")
-    tracker = _OutageOnce(uri, "outage", artifact_root=tmp_path / "art", where=where)
+    tracker = (tracker_cls or functools.partial(_OutageOnce, where=where))(uri, "sync", artifact_root=tmp_path / "art")
     parent = tracker.start_parent("sweep", {})
     state = SweepState(tmp_path / "state.json")
-    sync = MlflowSync(tracker, parent, state)
+    sync = MlflowSync(tracker, parent, state, **sync_kw)
     return uri, tracker, parent, state, sync
 
 
@@ -111,11 +114,7 @@ class _Counting(SweepTracker):
 
 
 def test_a_trials_events_inside_a_flush_window_reach_mlflow_in_three_writes(tmp_path):
-    uri = "sqlite:///" + str(tmp_path / "mlflow.db")
-    tracker = _Counting(uri, "coalesce", artifact_root=tmp_path / "art")
-    parent = tracker.start_parent("sweep", {})
-    state = SweepState(tmp_path / "state.json")
-    sync = MlflowSync(tracker, parent, state, flush_s=3600)
+    uri, tracker, parent, state, sync = _sweep(tmp_path, tracker_cls=_Counting, flush_s=3600)
     sync.flush()  # the window opens now
     rec = state.trials.setdefault("0", _record(0))
     assert sync.sync(rec)  # start: recorded in the state at once, MLflow later
@@ -140,11 +139,7 @@ def test_a_trials_events_inside_a_flush_window_reach_mlflow_in_three_writes(tmp_
 
 
 def test_tick_pushes_what_waited_past_the_window(tmp_path):
-    uri = "sqlite:///" + str(tmp_path / "mlflow.db")
-    tracker = _Counting(uri, "tick", artifact_root=tmp_path / "art")
-    parent = tracker.start_parent("sweep", {})
-    state = SweepState(tmp_path / "state.json")
-    sync = MlflowSync(tracker, parent, state, flush_s=0.2)
+    uri, tracker, parent, state, sync = _sweep(tmp_path, tracker_cls=_Counting, flush_s=0.2)
     sync.flush()
     rec = state.trials.setdefault("0", _record(0))
     sync.sync(rec)
