@@ -167,3 +167,34 @@ def test_sqlite_stores_are_written_ahead_and_readable_by_a_plain_reader(tmp_path
     monkeypatch.setenv("RAYSWEEP_SQLITE_WAL", "0")  # a store on NFS keeps the rollback journal
     assert not write_ahead("sqlite:///" + str(tmp_path / "other.db"))
     assert not write_ahead("postgresql://host/db") and not write_ahead("sqlite:///:memory:")
+
+
+def test_a_resume_from_a_copy_taken_before_the_create_adopts_the_run_the_lost_driver_made(tmp_path):
+    """A head's disk lost: the resumed driver reads the object-store copy of the state, taken when the trial started
+    and before the flush that made its run (no run id, not even marked), and must not make a second run."""
+    import shutil
+
+    uri, tracker, parent, state, sync = _sweep(tmp_path, tracker_cls=_Counting, flush_s=3600)
+    sync.flush()
+    rec = state.trials.setdefault("0", _record(0))
+    assert sync.sync(rec)  # the trial starts: the state holds it, MLflow not yet
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in tmp_path.glob("state.*"):  # the copy in object storage, taken at the trial's start
+        shutil.copy(f, copy / f.name)
+    assert sync.flush() and rec["run_id"]  # the lost driver's flush made the run; the copy never heard of it
+    lost_run = rec["run_id"]
+
+    resumed = SweepState(copy / "state.json")
+    old = resumed.trials["0"]
+    assert not old.get("run_id") and not old.get("create_tried")
+    again = MlflowSync(tracker, parent, resumed)
+    assert again.sync_all(force=True)
+    assert old["run_id"] == lost_run
+    _finish(again, resumed, old)
+    k, = _kids(uri, tracker, parent)
+    assert k.info.run_id == lost_run and k.info.status == "FINISHED" and k.data.params["method"] == "pgd_at"
+    # a record this driver starts is new: created without a search
+    tracker.calls.clear()
+    new = resumed.trials.setdefault("1", _record(1))
+    assert again.sync(new, force=True) and tracker.calls[0] == "create"

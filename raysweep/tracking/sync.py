@@ -26,7 +26,7 @@ class MlflowSync:
 
     RETRY_AFTER_S = 10.0
 
-    def __init__(self, tracker, parent_id: str, state: SweepState, flush_s: float = FLUSH_S):
+    def __init__(self, tracker, parent_id: str, state: SweepState, flush_s: float = FLUSH_S, adopt: bool = True):
         self.tracker = tracker
         self.parent_id = parent_id
         self.state = state
@@ -35,6 +35,10 @@ class MlflowSync:
         self.down_until = 0.0  # after a failure, wait before hammering the store again
         self._due: Dict[int, Dict[str, Any]] = {}  # records changed since their last push, by identity
         self._last_flush = 0.0
+        # Records an earlier driver left without a run id: it may have made their run after the copy of the state
+        # that this driver read was taken (a head's disk lost, the copy in object storage a flush behind), so
+        # their first create looks for that run. ``adopt=False``: the store is new, there is nothing to find.
+        self._inherited = {r["trial"] for r in state.trials.values() if not r.get("run_id")} if adopt else set()
 
     # -- what callers use ------------------------------------------------------------------
     def sync(self, rec: Dict[str, Any], force: bool = False) -> bool:
@@ -67,7 +71,7 @@ class MlflowSync:
             r["create_tried"] = True
         if marked:
             self.state.save(trials=marked)
-        marked_ids = {id(r) for r in marked}
+        marked_ids = {id(r) for r in marked if r["trial"] not in self._inherited}
         for rec in recs:
             try:
                 self._push(rec, fresh=id(rec) in marked_ids)
@@ -136,6 +140,7 @@ class MlflowSync:
         rec["run_id"] = run_id
         rec["params_logged"] = False
         rec.pop("create_tried", None)
+        self._inherited.discard(rec["trial"])
 
     def sync_parent(self, force: bool = False) -> bool:
         """The parent run's hypervolume curve (one point per completed trial, pushed in batches) and its reference

@@ -6,8 +6,9 @@ trials' checkpoints and Tune's experiment state there. The sweep's own record (`
 ``state.log``: MLflow run ids and every trial's metrics; ``optuna.db``: the study; the YAML that ran; the front and its
 plots) is written on the driver's local disk, where SQLite and atomic renames work, and copied to
 ``<storage>/<experiment>/<sweep-id>/sweep/`` as the sweep goes: when a trial starts (its Optuna
-trial and MLflow run exist by then; before the trial can report) and when it ends, at most every ``every_s`` seconds while trials
-report, and once more at the end. ``raysweep resume`` on a machine that has no local copy (a new head)
+trial exists by then; before the trial can report) and when it ends, at most every ``every_s`` seconds while trials
+report, and once more at the end. A trial's MLflow run is made at the next MLflow flush, so a copy may lack its id:
+the resumed driver then finds the run by the trial's number before making one (``tracking/sync.py``). ``raysweep resume`` on a machine that has no local copy (a new head)
 fetches it from there first.
 
 What a copy can miss: the epochs reported in the last ``every_s`` seconds before a head is lost. Their
@@ -209,8 +210,8 @@ class MirrorToStorage(Callback):
         self.mirror = mirror
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        # on this thread, before Tune goes on: the copy holds the trial's Optuna number and MLflow run
-        # before the trial can report, so a head lost now never leaves a run the copy does not know
+        # on this thread, before Tune goes on: the copy holds the trial's Optuna number before the trial
+        # can report, so a head lost now never leaves an MLflow run whose trial the copy does not know
         # (unless the store was failing: then on the mirror's thread, not to stall the sweep)
         if self.mirror.healthy():
             self.mirror.push(force=True)
