@@ -1,13 +1,14 @@
 """What Optuna costs the sweep driver as a study grows. For each sampler raysweep offers, with raysweep's own settings
-(``searcher.make_sampler``) and storage (SQLite beside the sweep, in the journal mode raysweep sets), a study of the
+(``searcher.make_sampler``) and storage (the journal beside the sweep, ``study_store.py``; or the SQLite study sweeps
+kept before, in WAL mode), a study of the
 quickstart's search space is filled to N finished trials, then the next ``--probe`` trials are asked (the
 configuration raysweep's searcher samples, define-by-run) and told (two objectives) one at a time, as the driver
 does: the mean wall of one ask + tell. And at the end of a sweep: raysweep's parameter importance (fANOVA on a
 seeded sample of at most 200 trials per ranking) against Optuna's default evaluator, PED-ANOVA, over every trial.
 
     .venv/bin/python bench/optuna_cost.py --storage memory --sizes 100,1000,10000      # the samplers and importance
-    .venv/bin/python bench/optuna_cost.py --sizes 100,1000,3000 --no-importance        # raysweep's SQLite storage
-    RAYSWEEP_SQLITE_WAL=0 .venv/bin/python bench/optuna_cost.py --sizes 1000 --samplers random --no-importance
+    .venv/bin/python bench/optuna_cost.py --sizes 100,1000 --storage journal,sqlite --no-importance   # side by side
+    RAYSWEEP_SQLITE_WAL=0 .venv/bin/python bench/optuna_cost.py --sizes 1000 --samplers random --storage sqlite --no-importance
 """
 
 import argparse
@@ -46,21 +47,32 @@ def fill(study, cfg, n, rng):
     study.add_trials(trials)
 
 
-def probe(cfg, sampler_name, n, k, work, rng, where="sqlite"):
-    """``where``: ``sqlite``, raysweep's storage; ``memory``, Optuna's in-memory storage, which isolates what the
+def _storage(where, work, tag):
+    """``journal``: a sweep's study as raysweep keeps it (``study_store.study_storage``); ``sqlite``: the SQLite study
+    sweeps kept before (WAL mode as raysweep sets it); ``memory``: Optuna's in-memory storage, which isolates what the
     sampler itself computes (and fills 10,000 trials in seconds where SQLite takes minutes)."""
+    import optuna
+
+    if where == "memory":
+        return optuna.storages.InMemoryStorage()
+    if where == "journal":
+        from raysweep.tune.study_store import study_storage
+
+        return study_storage(work / tag)
+    storage = f"sqlite:///{work / f'{tag}.db'}"
+    from raysweep.tracking.sqlite_wal import write_ahead
+
+    write_ahead(storage)  # RAYSWEEP_SQLITE_WAL=0: the rollback journal
+    return storage
+
+
+def probe(cfg, sampler_name, n, k, work, rng, where="journal"):
     import optuna
 
     from raysweep.tune.searcher import make_sampler, sample_point
 
     cfg.sweep.sampler = sampler_name
-    if where == "memory":
-        storage = optuna.storages.InMemoryStorage()
-    else:
-        storage = f"sqlite:///{work / f'{sampler_name}-{n}.db'}"
-        from raysweep.tracking.sqlite_wal import write_ahead
-
-        write_ahead(storage)  # as a sweep's optuna.db (RAYSWEEP_SQLITE_WAL=0: the rollback journal)
+    storage = _storage(where, work, f"{sampler_name}-{n}")
     study = optuna.create_study(storage=storage, study_name="cost", directions=["minimize", "maximize"],
                                 sampler=make_sampler(cfg))
     fill(study, cfg, n, rng)
@@ -77,14 +89,14 @@ def probe(cfg, sampler_name, n, k, work, rng, where="sqlite"):
     return (time.perf_counter() - t0) / k
 
 
-def importance_cost(cfg, n, work, rng, where="sqlite"):
+def importance_cost(cfg, n, work, rng, where="journal"):
     """Seconds for raysweep's importance (every ranking it computes) and for PED-ANOVA over all trials (the same
     rankings: per objective, all trials and per method)."""
     import optuna
 
     from raysweep.tune import importance
 
-    storage = optuna.storages.InMemoryStorage() if where == "memory" else f"sqlite:///{work / f'imp-{n}.db'}"
+    storage = _storage(where, work, f"imp-{n}")
     study = optuna.create_study(storage=storage, study_name="imp", directions=["minimize", "maximize"])
     fill(study, cfg, n, rng)
     t0 = time.perf_counter()
@@ -108,7 +120,8 @@ def main(argv=None):
     ap.add_argument("--sizes", default="100,1000,3000,10000")
     ap.add_argument("--samplers", default="random,tpe,nsga2")
     ap.add_argument("--probe", type=int, default=20)
-    ap.add_argument("--storage", choices=("sqlite", "memory"), default="sqlite")
+    ap.add_argument("--storage", default="journal",
+                    help="comma-separated, measured side by side: journal (raysweep's), sqlite, memory")
     ap.add_argument("--out", help="append this run to a JSON file ({'runs': [...]})")
     ap.add_argument("--no-importance", dest="importance", action="store_false")
     args = ap.parse_args(argv)
@@ -120,15 +133,17 @@ def main(argv=None):
     cfg = load_config(REPO / "search_spaces" / "quickstart.yaml", ["sweep.num_samples=10000"])
     work = Path(tempfile.mkdtemp(prefix="rs-sampler-"))
     rows = []
+    wheres = args.storage.split(",")
     for name in args.samplers.split(","):
         for n in map(int, args.sizes.split(",")):
-            s = probe(cfg, name, n, args.probe, work, random.Random(0), args.storage)
-            rows.append({"sampler": name, "trials": n, "storage": args.storage, "ask_tell_s": round(s, 4)})
-            print(f"{name:7s} at {n:6d} trials ({args.storage}): {s * 1000:8.1f} ms per ask + tell", flush=True)
+            for where in wheres:  # side by side: the same study size, one after the other
+                s = probe(cfg, name, n, args.probe, work, random.Random(0), where)
+                rows.append({"sampler": name, "trials": n, "storage": where, "ask_tell_s": round(s, 4)})
+                print(f"{name:7s} at {n:6d} trials ({where}): {s * 1000:8.1f} ms per ask + tell", flush=True)
     imp = []
     if args.importance:
         for n in map(int, args.sizes.split(",")):
-            ours, ped = importance_cost(cfg, n, work, random.Random(0), args.storage)
+            ours, ped = importance_cost(cfg, n, work, random.Random(0), wheres[0])
             imp.append({"trials": n, "raysweep_fanova_sampled_s": round(ours, 2), "ped_anova_all_s": round(ped, 2)})
             print(f"importance at {n:6d} trials: raysweep (fANOVA, <= 200 sampled) {ours:6.1f} s; "
                   f"PED-ANOVA over all {ped:6.1f} s", flush=True)

@@ -180,7 +180,7 @@ def test_sweep_job_autoscales_from_zero_survives_a_lost_node_and_driver_with_sta
     sweep = copy_key.split("/")[2]
     assert any(re.search(rf"{sweep}/train/train-000\d/.*state\.pt$", k) for k in keys), keys[:20]
     assert any(f"{sweep}/tune/" in k for k in keys)
-    for f in ("state.json", "optuna.db", "sweep.yaml", "pareto.csv"):
+    for f in ("state.json", "optuna.journal", "sweep.yaml", "pareto.csv"):
         assert f"runs/{name}/{sweep}/sweep/{f}" in keys, f
     final = json.loads(s3.read(BUCKET, f"runs/{name}/{sweep}/sweep/state.json"))
     assert sorted(t["status"] for t in final["trials"].values()) == ["FINISHED"] * n

@@ -93,6 +93,28 @@ def test_a_sweeps_files_are_copied_as_it_goes_and_fetched_by_a_new_head(s3, tmp_
     assert not durable.fetch(f"s3://{BUCKET}/runs/none/sweep", tmp_path / "x")
 
 
+def test_the_study_journal_is_copied_up_to_its_last_complete_line(s3, tmp_path):
+    import optuna
+
+    from raysweep.tune.study_store import JOURNAL, study_storage
+
+    local = tmp_path / "head-a" / "exp" / "sweep-20261206-000000"
+    local.mkdir(parents=True)
+    (local / "state.json").write_text(json.dumps({"trials": {}}))
+    study = optuna.create_study(study_name="s", storage=study_storage(local))
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
+    whole = (local / JOURNAL).read_bytes()
+    with open(local / JOURNAL, "ab") as fh:
+        fh.write(b'{"op_code":4,"wor')  # the driver is in the middle of an append
+    remote = durable.remote_dir(f"s3://{BUCKET}/runs/exp/{local.name}")
+    assert durable.SweepMirror(local, remote).push(force=True) == 2
+    new_head = tmp_path / "head-b" / "exp" / local.name
+    assert durable.fetch(remote, new_head)
+    assert (new_head / JOURNAL).read_bytes() == whole
+    again = optuna.load_study(study_name="s", storage=study_storage(new_head))
+    assert [t.values for t in again.trials] == [[0.5]]
+
+
 def test_a_store_that_refuses_delays_the_copy_and_never_stops_the_sweep(s3, tmp_path):
     (tmp_path / "state.json").write_text("{}")
     m = durable.SweepMirror(tmp_path, "s3://no-such-bucket/x/sweep")  # the store answers, with an error

@@ -136,5 +136,5 @@ def test_sweep_as_a_ray_job_keeps_its_state_and_resumes(tmp_path):
 
     # after the head is gone, the sweeps' state is still where the last lines said
     sweep = next((home / "raysweep_runs" / "job-b").glob("sweep-*"))
-    for f in ("state.json", "optuna.db", "pareto.csv", "sweep.yaml"):
+    for f in ("state.json", "optuna.journal", "pareto.csv", "sweep.yaml"):
         assert (sweep / f).is_file(), f"{f} missing from {sweep}"

@@ -17,6 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raysweep.config import load_config
+from raysweep.tune.study_store import study_storage
 from raysweep.tune.runner import run_sweep
 
 
@@ -85,7 +86,7 @@ def test_raising_nan_and_killed_worker_trials(ray_session, tmp_path, monkeypatch
     assert ok.data.tags["status"] == "FINISHED"
     front = {k for k, r in kids.items() if r.data.tags.get("pareto_optimal") == "true"}
     assert front and front <= {2, 3}
-    study = optuna.load_study(study_name="faults", storage=f"sqlite:///{summary['sweep_dir']}/optuna.db")
+    study = optuna.load_study(study_name="faults", storage=study_storage(summary["sweep_dir"]))
     states = [t.state for t in sorted(study.trials, key=lambda t: t.number)]
     F, C = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
     assert states == [F, F, C, C]
@@ -184,7 +185,7 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
     for k in kids.values():
         assert _epochs(client, k.info.run_id) == [1, 2, 3, 4, 5, 6]
     sweep_dir = sorted((tmp_path / "raysweep_runs" / "killdrv").glob("sweep-*"))[-1]
-    study = optuna.load_study(study_name="killdrv", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    study = optuna.load_study(study_name="killdrv", storage=study_storage(sweep_dir))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
 
 

@@ -7,6 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raysweep.config import load_config
+from raysweep.tune.study_store import study_storage
 from raysweep.tune.runner import run_sweep
 
 from conftest import check_mo_asha_sweep, mo_asha_yaml, run_cli
@@ -57,7 +58,7 @@ def test_tiny_sweep_sqlite_end_to_end(ray_session, tiny_yaml, tmp_path, monkeypa
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     parent, kids = _check_mlflow(client, "e2e", 3)
     # the optuna study sits beside the experiment and every trial ended COMPLETE
-    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{summary['sweep_dir']}/optuna.db")
+    study = optuna.load_study(study_name="e2e", storage=study_storage(summary["sweep_dir"]))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     assert len(study.best_trials) == len(summary["front"])
     # concise progress, and the CSV has a row per finished trial

@@ -1,4 +1,4 @@
-"""SQLite stores (MLflow's default ``mlflow.db``, the sweep's ``optuna.db``) in write-ahead-log mode.
+"""SQLite stores (MLflow's default ``mlflow.db``, a sweep's SQLite study ``optuna.db``) in write-ahead-log mode.
 
 In SQLite's default rollback-journal mode every commit syncs the journal and the database file; the sweep driver
 commits several times per trial (MLflow's run, its batch and end; Optuna's ask, each sampled parameter, tell), and

@@ -3,7 +3,7 @@ its driver (a cluster's head).
 
 With ``storage_path`` / ``$RAYSWEEP_STORAGE_PATH`` an object-store URI, Ray already keeps the
 trials' checkpoints and Tune's experiment state there. The sweep's own record (``state.json`` and
-``state.log``: MLflow run ids and every trial's metrics; ``optuna.db``: the study; the YAML that ran; the front and its
+``state.log``: MLflow run ids and every trial's metrics; ``optuna.journal``: the study; the YAML that ran; the front and its
 plots) is written on the driver's local disk, where SQLite and atomic renames work, and copied to
 ``<storage>/<experiment>/<sweep-id>/sweep/`` as the sweep goes: when a trial starts (its Optuna
 trial exists by then; before the trial can report) and when it ends, at most every ``every_s`` seconds while trials
@@ -28,10 +28,11 @@ from ray.tune import Callback
 
 from ..sweep_state import STATE_FILE, log_path
 from . import storage
+from .study_store import JOURNAL, complete_lines
 
 STATE_LOG = log_path(STATE_FILE).name
 
-MIRRORED = ("state.json", "state.log", "optuna.db", "sweep.yaml", "sweep-resumed-*.yaml", "pareto.csv", "pareto.png",
+MIRRORED = ("state.json", "state.log", "optuna.journal", "optuna.db", "sweep.yaml", "sweep-resumed-*.yaml", "pareto.csv", "pareto.png",
             "hypervolume.png", "importance.json", "importance.png")
 REMOTE_DIR = "sweep"
 
@@ -162,8 +163,10 @@ def _stat_key(path: Path):
 
 
 def _snapshot(path: Path) -> bytes:
-    """The file's bytes; for the Optuna study a consistent copy through SQLite's backup API (the
-    driver may be writing to it)."""
+    """The file's bytes, consistent while the driver writes: the study's journal up to its last complete line, an
+    SQLite study through SQLite's backup API."""
+    if path.name == JOURNAL:
+        return complete_lines(path)
     if path.suffix != ".db":
         return path.read_bytes()
     with tempfile.TemporaryDirectory() as d:

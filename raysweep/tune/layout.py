@@ -1,10 +1,10 @@
 """Where a sweep lives. One sweep on disk (``storage_path``, default ``./raysweep_runs``)::
 
-    <storage>/<experiment>/<sweep-id>/optuna.db   the Optuna study (RDB: resumable, dashboard-able)
-                                      state.json  the sweep's own record (raysweep/sweep_state.py): a snapshot
-                                      state.log   ... and what changed since it, replayed by read_state
-                                      tune/       Ray Tune experiment state
-                                      train/      each trial's runs and per-epoch checkpoints
+    <storage>/<experiment>/<sweep-id>/optuna.journal  the Optuna study (a journal: resumable, dashboard-able)
+                                      state.json      the sweep's own record (raysweep/sweep_state.py): a snapshot
+                                      state.log       ... and what changed since it, replayed by read_state
+                                      tune/           Ray Tune experiment state
+                                      train/          each trial's runs and per-epoch checkpoints
 
 With an object store as the storage (s3://, gs://), ``tune/`` and ``train/`` are there, and the
 sweep's own files are copied there as it runs (``durable.py``)."""

@@ -117,10 +117,11 @@ def _open_search(sweep: Sweep):
     trials still to run)."""
     from .budget import SpentTally, budget_of
     from .searcher import OptunaMultiObjectiveSearch, open_study
+    from .study_store import study_storage
 
     cfg, state = sweep.cfg, sweep.state
     notes: List[str] = []
-    study = open_study(cfg, f"sqlite:///{sweep.sweep_dir / 'optuna.db'}", cfg.name, notes=notes,
+    study = open_study(cfg, study_storage(sweep.sweep_dir), cfg.name, notes=notes,
                        started={int(k) for k in state.trials})
     for note in notes:
         sweep.printer(f"raysweep: {note}", flush=True)

@@ -2,8 +2,8 @@
 
 Why not ``OptunaSearch``: it keeps NaN/failed trials RUNNING forever in the study, hides the
 study, needs every report to carry every objective (or aborts the whole fit), and cannot
-express a method choice with per-method conditional parameters. Here the study lives in an
-RDB (sqlite beside the experiment), so a resumed sweep and optuna-dashboard both see it, and
+express a method choice with per-method conditional parameters. Here the study lives beside the
+sweep (``study_store.py``), so a resumed sweep and optuna-dashboard both see it, and
 every Tune trial ends as COMPLETE (with all objectives) or FAIL in Optuna.
 """
 
@@ -60,7 +60,7 @@ def sample_point(trial: optuna.Trial, cfg: SweepConfig) -> Dict[str, Any]:
     return sampled
 
 
-def open_study(cfg: SweepConfig, storage_url: str, study_name: str, notes: Optional[list] = None,
+def open_study(cfg: SweepConfig, storage, study_name: str, notes: Optional[list] = None,
                started: Optional[set] = None) -> optuna.Study:
     """``notes`` receives a line for the user when a resumed study had to be rebuilt for an
     edited search space (study_space.reconcile). ``started``: the trial numbers the sweep's
@@ -69,12 +69,12 @@ def open_study(cfg: SweepConfig, storage_url: str, study_name: str, notes: Optio
     from ..tracking.sqlite_wal import write_ahead
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    write_ahead(storage_url)
-    note = reconcile(cfg, storage_url, study_name)
+    write_ahead(storage)
+    note = reconcile(cfg, storage, study_name)
     if note and notes is not None:
         notes.append(note)
     study = optuna.create_study(
-        study_name=study_name, storage=storage_url, load_if_exists=True, sampler=make_sampler(cfg),
+        study_name=study_name, storage=storage, load_if_exists=True, sampler=make_sampler(cfg),
         directions=["minimize" if o.mode == "min" else "maximize" for o in cfg.objectives],
     )
     if study.metric_names is None:  # optuna-dashboard labels the objectives with these
