@@ -44,6 +44,9 @@ def quiet_loggers() -> None:
 
     for name in ("mlflow", "alembic", "optuna", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Tune's end-of-experiment ResultGrid warns about every trial without CSV/JSON result files, which raysweep
+    # does not write (tune/runner.py): one line per trial, and raysweep reads no ResultGrid
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
 def ray_temp_dir(workdir: Path = None) -> str:

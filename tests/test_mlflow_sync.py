@@ -127,7 +127,8 @@ def test_a_trials_events_inside_a_flush_window_reach_mlflow_in_three_writes(tmp_
     sync.sync(rec)
     assert tracker.calls == [] and sync.tick() and tracker.calls == []  # nothing due yet
     assert not _kids(uri, tracker, parent)
-    assert sync.flush()
+    assert sync.flush()  # handed to the writer thread: this thread goes on at once
+    _settle(sync)
     assert tracker.calls == ["create", "batch", "end"]
     k, = _kids(uri, tracker, parent)
     assert k.info.status == "FINISHED" and k.data.tags["status"] == "FINISHED" and k.data.tags["node_id"] == "n3"
@@ -148,7 +149,62 @@ def test_tick_pushes_what_waited_past_the_window(tmp_path):
 
     time.sleep(0.25)
     assert sync.tick()
+    _settle(sync)
     assert tracker.calls == ["create", "batch"] and len(_kids(uri, tracker, parent)) == 1
+    assert SweepState(tmp_path / "state.json").trials["0"]["run_id"] == rec["run_id"]  # applied and saved
+
+
+def _settle(sync, timeout=30.0):
+    """Until the writer's batch is pushed and applied (by ticks, as the sweep's steps apply it)."""
+    import time
+
+    t0 = time.monotonic()
+    while sync._inflight is not None:
+        assert time.monotonic() - t0 < timeout, "the writer never finished its batch"
+        time.sleep(0.01)
+        sync.tick()
+
+
+def test_the_writer_pushes_a_copy_while_the_record_moves_on(tmp_path):
+    uri, tracker, parent, state, sync = _sweep(tmp_path, tracker_cls=_Counting, flush_s=3600)
+    sync.flush()
+    rec = state.trials.setdefault("0", _record(0))
+    rec["history"] = [{"epoch": 1, "val_robust_acc": 0.1}]
+    sync.sync(rec)
+    assert sync.flush() and sync._inflight is not None
+    rec["history"] = rec["history"] + [{"epoch": 2, "val_robust_acc": 0.2}]  # a report while the writer pushes
+    rec["pending_tags"]["node_id"] = "n2"
+    sync.sync(rec)
+    _settle(sync)
+    assert rec["logged"] == [1] and rec["pending_tags"] == {"node_id": "n2"} and sync.dirty() == [rec]
+    rec["status"], rec["pending_tags"]["status"] = "FINISHED", "FINISHED"
+    assert sync.sync(rec, force=True) and not sync.dirty()
+    k, = _kids(uri, tracker, parent)
+    hist = MlflowClient(uri).get_metric_history(k.info.run_id, "val_robust_acc")
+    assert sorted(m.step for m in hist) == [1, 2] and k.data.tags["node_id"] == "n2" and k.info.status == "FINISHED"
+
+
+def test_a_driver_killed_after_the_writers_push_neither_repeats_an_epoch_nor_makes_a_second_run(tmp_path):
+    """SIGKILL between the writer's push and the save of what it pushed: only the marks made before the push are in
+    the state; the resumed driver looks the run and the epochs up."""
+    uri, tracker, parent, state, sync = _sweep(tmp_path, tracker_cls=_Counting, flush_s=3600)
+    sync.flush()  # the window opens now
+    rec = state.trials.setdefault("0", _record(0))
+    rec["history"] = [{"epoch": 1, "val_robust_acc": 0.1}, {"epoch": 2, "val_robust_acc": 0.2}]
+    sync.sync(rec)
+    batch = sync._prepare()  # marked and saved
+    sync._run(batch)  # pushed; the driver dies before it applies and saves it
+    resumed = SweepState(tmp_path / "state.json")
+    old = resumed.trials["0"]
+    assert not old.get("run_id") and old["create_tried"] and old["pushing"] == [1, 2] and old["logged"] == []
+    old["history"].append({"epoch": 3, "val_robust_acc": 0.3})  # the trial goes on after the resume
+    old["status"], old["pending_tags"]["status"] = "FINISHED", "FINISHED"
+    again = MlflowSync(tracker, parent, resumed)
+    assert again.sync_all(force=True) and not again.dirty()
+    k, = _kids(uri, tracker, parent)
+    hist = MlflowClient(uri).get_metric_history(k.info.run_id, "val_robust_acc")
+    assert sorted(m.step for m in hist) == [1, 2, 3]
+    assert old["run_id"] == k.info.run_id and "pushing" not in SweepState(tmp_path / "state.json").trials["0"]
 
 
 def test_sqlite_stores_are_written_ahead_and_readable_by_a_plain_reader(tmp_path, monkeypatch):
@@ -182,7 +238,7 @@ def test_a_resume_from_a_copy_taken_before_the_create_adopts_the_run_the_lost_dr
     copy.mkdir()
     for f in tmp_path.glob("state.*"):  # the copy in object storage, taken at the trial's start
         shutil.copy(f, copy / f.name)
-    assert sync.flush() and rec["run_id"]  # the lost driver's flush made the run; the copy never heard of it
+    assert sync.flush(force=True) and rec["run_id"]  # the lost driver's flush made the run; the copy never heard of it
     lost_run = rec["run_id"]
 
     resumed = SweepState(copy / "state.json")
@@ -198,3 +254,18 @@ def test_a_resume_from_a_copy_taken_before_the_create_adopts_the_run_the_lost_dr
     tracker.calls.clear()
     new = resumed.trials.setdefault("1", _record(1))
     assert again.sync(new, force=True) and tracker.calls[0] == "create"
+
+
+def test_the_sync_pickles_with_its_writer_busy(tmp_path):
+    """Tune pickles its callbacks (the recorder and this sync) with its experiment state, while the writer works."""
+    import pickle
+
+    uri, tracker, parent, state, sync = _sweep(tmp_path, tracker_cls=_Counting, flush_s=3600)
+    sync.flush()
+    rec = state.trials.setdefault("0", _record(0))
+    sync.sync(rec)
+    assert sync.flush() and sync._inflight is not None
+    copy = pickle.loads(pickle.dumps(sync))
+    assert copy._inflight is None and copy._writer is not None
+    _settle(sync)
+    assert rec["run_id"]

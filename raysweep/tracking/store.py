@@ -116,6 +116,10 @@ class SweepTracker:
                                        order_by=["attributes.start_time ASC"])
         return runs[0].info.run_id if runs else None
 
+    def logged_steps(self, run_id: str, key: str) -> set:
+        """The steps at which metric ``key`` of the run was logged."""
+        return {m.step for m in self.client.get_metric_history(run_id, key)}
+
     # MLflow's limits on one log_batch call (its REST API and every store enforce them)
     BATCH_PARAMS, BATCH_TAGS, BATCH_ENTITIES = 100, 100, 1000
 

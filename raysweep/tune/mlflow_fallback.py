@@ -43,7 +43,7 @@ def flush_or_fallback(cfg, sync, sweep_dir: Path, errors: List[str], printer, wo
         def save(self, trials=(), keys=(), extended=None):  # SweepState's signature; nothing on disk to keep up
             pass
 
-    fb = MlflowSync(local, parent, _Mem(), adopt=False)
+    fb = MlflowSync(local, parent, _Mem(), adopt=False, background=False)
     fb.sync_all()
     for name in ("pareto.csv", "pareto.png", "hypervolume.png", "importance.json", "importance.png", "sweep.yaml"):
         if (sweep_dir / name).is_file():

@@ -249,6 +249,10 @@ def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
     # period (up to 5% of the driver, growing with the trials) a 1,000-trial sweep wrote 15 of them, 3.6 s and
     # ~0.5 GB; at most hourly (plus Tune's forced one at the end) it wrote 2, 1.9 s (bench/scale.py).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3600")
+    # Tune's CSV and JSON result files (every report of every trial, appended as it comes) are read only by the
+    # ResultGrid that Tuner.fit returns, which raysweep never reads: at 10,000 trials, reading them back was most of
+    # the 56 s the sweep's end took (bench/scale.py). TensorBoard's files stay (raysweep passes that logger itself).
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     sweep.state.start_clock()
     if to_run > 0:
         tuner = tune.Tuner(
