@@ -230,9 +230,6 @@ class MlflowSync:
 
     def _apply(self, batch: Dict[str, Any], out: Dict[str, Any]) -> bool:
         """What got to MLflow, into the records, saved in one line (driver's thread)."""
-        for job in batch["jobs"]:  # each push either got there (applied below) or failed (the store said so)
-            job["rec"].pop("pushing", None)
-            self._unsure.discard(job["trial"])
         for job, res in zip(batch["jobs"], out["done"]):
             rec = job["rec"]
             if res["created"] and not rec.get("run_id"):
@@ -241,18 +238,20 @@ class MlflowSync:
                 rec.pop("create_tried", None)
                 self._inherited.discard(rec["trial"])
             if not res.get("logged"):
+                if rec.get("pushing"):  # its batch may have got there before the store failed: looked up next time
+                    self._unsure.add(rec["trial"])
                 break  # the store failed inside this job; what follows was not tried
             if job["params"] is not None:
                 rec["params_logged"] = True
-            done = set(job["epochs"])
-            rec["logged"] = sorted(set(rec.get("logged", [])) | done)
+            rec["logged"] = sorted(set(rec.get("logged", [])) | set(job["epochs"]) | set(res["found"]))
             if job["extra"] and rec.get("pending_metrics") == job["extra"]:
                 rec["pending_metrics"] = {}
             pending = rec.get("pending_tags") or {}
             for k, v in job["tags"].items():  # what was pushed; a tag set since (same key, new value) stays pending
                 if pending.get(k) == v:
                     del pending[k]
-            rec["logged"] = sorted(set(rec["logged"]) | set(res["found"]))
+            rec.pop("pushing", None)  # a push that failed keeps its mark (and is looked up when retried)
+            self._unsure.discard(rec["trial"])
             if res.get("ended"):
                 rec["terminated"] = True
             if not self._needs_push(rec):
