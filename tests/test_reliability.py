@@ -17,8 +17,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raysweep.config import load_config
-from raysweep.tune.study_store import study_storage
 from raysweep.tune.runner import run_sweep
+from raysweep.tune.study_store import study_storage
 
 
 pytestmark = pytest.mark.ray

@@ -1,14 +1,15 @@
-"""A real tiny sweep: local Ray, real Optuna (sqlite), real MLflow (sqlite store and a real
+"""A real tiny sweep: local Ray, real Optuna (its journal), real MLflow (sqlite store and a real
 ``mlflow server`` on 127.0.0.1). Asserts the parent/child structure, metrics and Pareto artifacts."""
 
+from pathlib import Path
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
 from raysweep.config import load_config
-from raysweep.tune.study_store import study_storage
 from raysweep.tune.runner import run_sweep
+from raysweep.tune.study_store import study_storage
 
 from conftest import check_mo_asha_sweep, mo_asha_yaml, run_cli
 
@@ -61,6 +62,9 @@ def test_tiny_sweep_sqlite_end_to_end(ray_session, tiny_yaml, tmp_path, monkeypa
     study = optuna.load_study(study_name="e2e", storage=study_storage(summary["sweep_dir"]))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     assert len(study.best_trials) == len(summary["front"])
+    # Tune's CSV/JSON result files are not written (only its ResultGrid, which raysweep never reads, reads them)
+    tune_dir = Path(summary["sweep_dir"]) / "tune"
+    assert tune_dir.is_dir() and not [p for p in tune_dir.rglob("*") if p.name in ("progress.csv", "result.json")]
     # concise progress, and the CSV has a row per finished trial
     assert any("3/3 done" in ln for ln in lines)
     csv_lines = open(summary["pareto_csv"]).read().strip().splitlines()
