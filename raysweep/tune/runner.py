@@ -210,7 +210,7 @@ def _callbacks(sweep: Sweep, to_run: int) -> Parts:
     lean = not uses_inprocess(cfg.resources, plan.use_gpu) and lean_enabled()  # asked only where Ray Train runs
     parts = Parts(sync=sync, hypervolume=hv, recorder=recorder, callbacks=[recorder, progress], lean=lean, eager=eager,
                   trial_fn=make_trial_fn(storage_join(storage, "train"), cfg.resources, plan.use_gpu, lean=lean))
-    parts.callbacks += [c for c in (eager, tensorboard_logger()) if c]
+    parts.callbacks += [c for c in (eager, tensorboard_logger() if tune_result_files() else None) if c]
     if is_uri(storage):  # the sweep's own files go beside Ray's, so the sweep outlives this disk
         from .durable import MirrorToStorage, SweepMirror, remote_dir
 
@@ -222,6 +222,16 @@ def _callbacks(sweep: Sweep, to_run: int) -> Parts:
 
         parts.hub = start_hub()  # carries reports from each trial's Ray Train controller to its Tune trial
     return parts
+
+
+def tune_result_files() -> bool:
+    """Whether Tune writes its per-trial result files (CSV, JSON, TensorBoard), through Tune's own switch
+    ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` (raysweep's default: ``1``, off). Every report of every trial is appended
+    to each, and only the ResultGrid that Tuner.fit returns reads them back, which raysweep never reads (its record is
+    state.json and MLflow): at 10,000 trials, reading them back was most of the 56 s the sweep's end took, and the
+    TensorBoard flush after every report ~4% of the driver's main thread (bench/scale.py). ``0`` writes them as Tune
+    does by default (the TensorBoard logger without the history raysweep attaches to a resumed trial's report)."""
+    return os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1") == "0"
 
 
 def _announce(sweep: Sweep, to_run: int) -> None:
@@ -249,10 +259,6 @@ def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
     # period (up to 5% of the driver, growing with the trials) a 1,000-trial sweep wrote 15 of them, 3.6 s and
     # ~0.5 GB; at most hourly (plus Tune's forced one at the end) it wrote 2, 1.9 s (bench/scale.py).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3600")
-    # Tune's CSV and JSON result files (every report of every trial, appended as it comes) are read only by the
-    # ResultGrid that Tuner.fit returns, which raysweep never reads: at 10,000 trials, reading them back was most of
-    # the 56 s the sweep's end took (bench/scale.py). TensorBoard's files stay (raysweep passes that logger itself).
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     sweep.state.start_clock()
     if to_run > 0:
         tuner = tune.Tuner(
