@@ -31,6 +31,12 @@ def test_a_new_sweep_keeps_its_study_in_a_journal_that_a_resume_reads(tmp_path):
     assert [t.state for t in again.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     _tell(again, 1)
     assert [t.number for t in _study(study_storage(tmp_path)).trials] == [0, 1, 2, 3]
+    # Optuna's own file backend (what optuna-dashboard opens for a path) reads it too
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    stock = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(tmp_path / JOURNAL))))
+    assert [t.values for t in stock.trials] == [t.values for t in again.trials]
 
 
 def test_a_sweep_that_began_on_sqlite_keeps_its_study_there(tmp_path):
