@@ -1,6 +1,7 @@
 """A real tiny sweep: local Ray, real Optuna (its journal), real MLflow (sqlite store and a real
 ``mlflow server`` on 127.0.0.1). Asserts the parent/child structure, metrics and Pareto artifacts."""
 
+import csv
 from pathlib import Path
 
 import optuna
@@ -70,6 +71,8 @@ def test_tiny_sweep_sqlite_end_to_end(ray_session, tiny_yaml, tmp_path, monkeypa
     assert any("3/3 done" in ln for ln in lines)
     csv_lines = open(summary["pareto_csv"]).read().strip().splitlines()
     assert len(csv_lines) == 4 and "pareto_optimal" in csv_lines[0]
+    with open(summary["pareto_csv"]) as fh:  # every row names its MLflow run, the last trials' included
+        assert sorted(row["run_id"] for row in csv.DictReader(fh)) == sorted(k.info.run_id for k in kids)
     # `raysweep pareto` reads the same front back from MLflow
     r = run_cli(["pareto", "e2e"], cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -40,6 +40,8 @@ def finish_sweep(cfg: SweepConfig, tracker, parent_id, rows, sweep_dir: Path, er
     if cfg.final_eval.enabled and front:
         evaluate_members(cfg, finished, front, sync.state.trials, use_gpu, printer, started)
     sync.sync_all()
+    for r in rows:  # the runs of the last trials are made by this push (MLflow is written behind the sweep)
+        r["run_id"] = sync.state.trials[str(r["trial"])].get("run_id")
 
     table = [_table_row(r, objectives) for r in finished]
     csv_path = sweep_dir / "pareto.csv"
