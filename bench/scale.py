@@ -314,13 +314,13 @@ def run_tune_floor(n, concurrency, seconds):
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3600")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # as raysweep runs Tune
     seen = _trial_clock()
-    t0 = time.perf_counter()
+    cpu0, t0 = time.process_time(), time.perf_counter()
     tune.Tuner(tune.with_resources(_burn, {"cpu": 1}),
                param_space={"seconds": seconds, "x": tune.uniform(0, 1)},
                tune_config=tune.TuneConfig(num_samples=n, max_concurrent_trials=concurrency, reuse_actors=True),
                run_config=tune.RunConfig(name="floor", storage_path=str(work / "tune"), verbose=0,
                                          callbacks=[seen])).fit()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     ray.shutdown()
     ideal = n * seconds / concurrency
     # raysweep's ideal is read the same way: each trial's start to end as the driver sees them
@@ -328,7 +328,7 @@ def run_tune_floor(n, concurrency, seconds):
     return {"trials": n, "concurrency": concurrency, "trial_s": seconds, "wall_s": round(wall, 1),
             "ideal_s": round(ideal, 1), "wall_over_ideal": round(wall / ideal, 2),
             "median_trial_seen_s": round(statistics.median(seen.durations), 3),
-            "wall_over_ideal_seen": round(wall / seen_ideal, 2)}
+            "wall_over_ideal_seen": round(wall / seen_ideal, 2), "driver_cpu_s_per_trial": round(cpu / n, 4)}
 
 
 def _trial_clock():

@@ -27,10 +27,13 @@ B at which the sweep first reaches the live ``random`` sweeps' mean final HV (me
 a seed never reaches it), trials run, trials stopped early, training spent / B and wall time, each beside
 search_budget.json's replayed numbers for the same search. Written: bench/results/search_live.{json,md}.
 
-    .venv/bin/python bench/search_live.py                          # random, tpe, tpe+mo_asha_cycles, 2 seeds (~55 min on 2 cores)
-    .venv/bin/python bench/search_live.py --seeds 1                # one seed (~30 min)
+    .venv/bin/python bench/search_live.py              # random, tpe, tpe+mo_asha_cycles, 2 seeds (~60 min, 2 cores)
+    .venv/bin/python bench/search_live.py --seeds 1    # one seed (~30 min)
     .venv/bin/python bench/search_live.py --from-json bench/results/search_live.json   # re-summarise
     .venv/bin/python bench/search_live.py --seeds 1 --searches random --budget-s 40 --out /tmp/live.json  # a smoke run
+    .venv/bin/python bench/search_live.py --seeds 1 --searches random --out /tmp/rerun/search_live.json   # a rerun,
+    .venv/bin/python bench/search_live.py --from-json bench/results/search_live.json \
+        --supplement /tmp/rerun/search_live.json   # shown (and kept) beside the main table, not mixed into it
 """
 
 import argparse
@@ -294,6 +297,23 @@ def build_result(runs, budget_s, ref, replay, meta):
                 replay_random_final_hv=rep.get("random_final_hv"), searches=searches, ordering=ordering(searches))
 
 
+def supplement(result, runs, saved, source):
+    """Another search_live.json's runs (e.g. a search rerun when the machine was quieter), summarised on the same
+    budget and reference point, kept apart from the main table; with the fraction of B at which each main run
+    reaches that file's random final HV. ``runs``: the main runs, their curves computed (``build_result``)."""
+    sup_runs = saved["runs"]
+    searches, target = summarise(sup_runs, result["budget_s"], result["reference_point"])
+    reach = {}
+    for name in result["searches"]:
+        fr = [None if target is None else sb.first_reach(r["curve"], target) for r in runs if r["search"] == name]
+        reach[name] = [None if x is None else x / result["budget_s"] for x in fr]
+    return {"source": str(source), "date": saved.get("date"), "commit": saved.get("commit"),
+            "random_final_hv": target, "searches": searches,
+            "loadavg_1min_start_end": {r["search"]: r.get("loadavg_1min_start_end") for r in sup_runs},
+            "main_fraction_to_this_random_final_hv": reach,
+            "runs": [{k: v for k, v in r.items() if k != "curve"} for r in sup_runs]}  # kept, for --from-json
+
+
 def _f(x, fmt="{:.2f}"):
     return "—" if x is None else fmt.format(x)
 
@@ -301,7 +321,8 @@ def _f(x, fmt="{:.2f}"):
 def markdown(result):
     lines = [f"Live sweeps on {result['dataset']} ({result.get('date', '?')}, commit `{str(result.get('commit'))[:7]}`, "
              f"{result.get('cpus')} CPUs): budget B = {result['budget_s']:.0f} s of training, reference point "
-             f"({result['reference_point'][0]:.1f} s, 0). Live random's mean final HV: {_f(result['random_final_hv'], '{:.3f}')}; "
+             f"({result['reference_point'][0]:.1f} s, 0). Live random's mean final HV: "
+             f"{_f(result['random_final_hv'], '{:.3f}')}; "
              f"replayed: {_f(result.get('replay_random_final_hv'), '{:.3f}')}. Live: mean over "
              f"{max(s['seeds'] for s in result['searches'].values())} search seed(s); replay: mean over its seeds.", "",
              "| search | final HV live (replay) | HV at B/4 | HV at B/2 | HV at B | fraction of B to random's final HV "
@@ -318,6 +339,15 @@ def markdown(result):
                      f"| {s['stopped_early_mean']:.1f} ({_f(p.get('stopped_early_mean'), '{:.1f}')}) "
                      f"| {s['spent_over_budget_mean']:.2f} ({_f(p.get('spent_over_budget_mean'))}) "
                      f"| {s['wall_s_mean']:.0f} | {_f(s.get('time_ratio_vs_recorded_median'))} |")
+    for sup in result.get("supplementary") or []:
+        lines += ["", f"Run apart ({sup['source']}, {sup['date']}, commit `{str(sup['commit'])[:7]}`), same B and "
+                  "reference point: " + "; ".join(
+                      f"`{n}` final HV {s['final_hv']:.2f}, {s['trials_mean']:.0f} trials, epoch time live / recorded "
+                      f"{_f(s.get('time_ratio_vs_recorded_median'))}" for n, s in sup["searches"].items())
+                  + ". Fraction of B at which each run of the table reaches that random's final HV: " + ", ".join(
+                      f"`{n}` " + "/".join(_f(x) for x in fr)
+                      for n, fr in sup["main_fraction_to_this_random_final_hv"].items())
+                  + " (— : not reached)."]
     o = result["ordering"]
     lines += ["", "Replayed numbers (bench/results/search_budget.json) in brackets. Epoch time live / recorded: the "
               "median over trials of a trial's training time over its configuration's median recorded epoch time "
@@ -343,6 +373,8 @@ def main(argv=None):
     ap.add_argument("--searches", default=",".join(SEARCHES))
     ap.add_argument("--out", default=str(RESULTS / "search_live.json"), help="the JSON; the markdown beside it (.md)")
     ap.add_argument("--from-json", help="re-summarise the runs kept in an earlier search_live.json")
+    ap.add_argument("--supplement", help="comma-separated search_live.json files of runs made apart (e.g. a rerun "
+                    "on a quieter machine): summarised beside the main table, not in it")
     ap.add_argument("--budget-s", type=float, help="a smaller budget (smoke runs); default: search_budget.py's B")
     ap.add_argument("--num-samples", type=int, default=sb.MAX_TRIALS, help="trial cap (the budget ends a sweep first)")
     ap.add_argument("--verbose", action="store_true", help="the sweeps' progress lines")
@@ -373,11 +405,17 @@ def main(argv=None):
                 "platform": platform.platform(), "torch": torch.__version__, "wall_s": time.time() - t0,
                 "args": {k: v for k, v in vars(args).items() if k != "from_json"}}
     result = build_result(runs, budget, ref, replay, meta)
+    sups = [(json.loads(Path(p).read_text()), p) for p in args.supplement.split(",")] if args.supplement else []
+    if args.from_json and not sups:  # those an earlier summary kept
+        sups = [(sup, sup["source"]) for sup in saved.get("supplementary") or []]
+    if sups:
+        result["supplementary"] = [supplement(result, runs, sup, src) for sup, src in sups]
     text = markdown(result)
     print("\n" + text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(result, runs=[{k: v for k, v in r.items() if k != "curve"} for r in runs]), indent=1))
+    kept = [{k: v for k, v in r.items() if k != "curve"} for r in runs]
+    out.write_text(json.dumps(dict(result, runs=kept), indent=1))
     out.with_suffix(".md").write_text("# Searches under a compute budget, live (Fashion-MNIST)\n\n" + text)
     print(f"written: {out}, {out.with_suffix('.md')}")
     return result

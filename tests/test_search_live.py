@@ -90,3 +90,19 @@ def test_markdown_and_json_round_trip():
     assert "| random | 4.80 (—)" in text and "commit `abc1234`" in text
     again = sl.build_result(json.loads(json.dumps(runs)), 8.0, REF, None, {})
     assert again["searches"] == res["searches"]
+
+
+def test_a_run_made_apart_is_summarised_beside_the_table_not_in_it():
+    ended = {"2": 3.0, "0": 7.0, "3": 8.0, "1": 9.0}
+    runs = [{"search": "random", "seed": 0, "wall_s": 5.0, "trials": sl.trials_from_state(fake_state(), ended=ended)}]
+    res = sl.build_result(runs, 8.0, REF, None, {})
+    apart = fake_state()
+    apart["trials"]["1"]["metrics"]["val_robust_acc"] = 0.3  # a lower final HV: 0.3 x 2 + 0.5 x 6 = 3.6
+    saved = {"date": "2026-12-06", "commit": "abc", "runs": [
+        {"search": "random", "seed": 0, "wall_s": 5.0, "trials": sl.trials_from_state(apart, ended=ended)}]}
+    sup = sl.supplement(res, runs, saved, "/tmp/x.json")
+    assert sup["random_final_hv"] == pytest.approx(3.6) and res["random_final_hv"] == pytest.approx(4.8)
+    assert sup["main_fraction_to_this_random_final_hv"]["random"] == pytest.approx([9.0 / 8.0])  # 3.4 at 7, 4.8 at 9
+    res["supplementary"] = [sup]
+    assert "Run apart (/tmp/x.json" in sl.markdown(res)
+    json.dumps(res)  # kept in the JSON as it is
