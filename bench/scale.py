@@ -361,6 +361,8 @@ def main(argv=None):
     ap.add_argument("--resume-at", type=int, help="SIGKILL the driver after this many trials end, then time `raysweep resume`")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one N, JSON on stdout's last line
     args = ap.parse_args(argv)
+    if args.out:  # the Tune-alone run changes directory before it writes
+        args.out = str(Path(args.out).resolve())
     if args.tune_floor or args.resume_at:  # one measurement in this process, kept under its own key
         key, r = (("tune_floor", run_tune_floor(args.trials[0], args.concurrency, args.tune_floor)) if args.tune_floor
                   else ("resume", run_resume(args.trials[0], args.resume_at, args.concurrency, args.train_size)))
