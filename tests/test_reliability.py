@@ -176,7 +176,9 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
         assert after["trials"][k]["run_id"] == run_id and after["trials"][k]["metrics"].get("restarts", 0) == 0
     for k, r0 in interrupted.items():
         r1 = after["trials"][k]
-        assert r1["status"] == "FINISHED" and r1["run_id"] == r0["run_id"]
+        # MLflow is written behind the sweep, so the state may not hold the run id at the kill: the resume then
+        # finds the run the killed driver made (or makes it); either way one child run per trial (below)
+        assert r1["status"] == "FINISHED" and r1["run_id"] and r0["run_id"] in (None, r1["run_id"])
         assert r1["metrics"]["restarts"] == 1 and r1["metrics"]["epoch"] == 6
         assert epochs_at_kill[k] >= 1
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -184,6 +186,7 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
     assert parent.info.run_id == st["parent_run_id"] and sorted(kids) == [0, 1, 2]
     for k in kids.values():
         assert _epochs(client, k.info.run_id) == [1, 2, 3, 4, 5, 6]
+    assert {str(t): k.info.run_id for t, k in kids.items()} == {t: r["run_id"] for t, r in after["trials"].items()}
     sweep_dir = sorted((tmp_path / "raysweep_runs" / "killdrv").glob("sweep-*"))[-1]
     study = optuna.load_study(study_name="killdrv", storage=study_storage(sweep_dir))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
