@@ -7,9 +7,9 @@ trials' checkpoints and Tune's experiment state there. The sweep's own record (`
 plots) is written on the driver's local disk, where SQLite and atomic renames work, and copied to
 ``<storage>/<experiment>/<sweep-id>/sweep/`` as the sweep goes: when a trial starts (its Optuna
 trial exists by then; before the trial can report) and when it ends, at most every ``every_s`` seconds while trials
-report, and once more at the end. A trial's MLflow run is made at the next MLflow flush, so a copy may lack its id:
-the resumed driver then finds the run by the trial's number before making one (``tracking/sync.py``). ``raysweep resume`` on a machine that has no local copy (a new head)
-fetches it from there first.
+report, and once more at the end. A trial's MLflow run is made at the next MLflow flush, so a copy may lack
+its id: the resumed driver then finds the run by the trial's number before making one (``tracking/sync.py``).
+``raysweep resume`` on a machine that has no local copy (a new head) fetches it from there first.
 
 What a copy can miss: the epochs reported in the last ``every_s`` seconds before a head is lost. Their
 trials restart from their last checkpoint (in the bucket, always current), under the same Optuna trial
@@ -28,11 +28,11 @@ from ray.tune import Callback
 
 from ..sweep_state import STATE_FILE, log_path
 from . import storage
-from .study_store import JOURNAL, complete_lines
+from .study_store import JOURNAL, SQLITE, complete_lines
 
 STATE_LOG = log_path(STATE_FILE).name
 
-MIRRORED = ("state.json", "state.log", "optuna.journal", "optuna.db", "sweep.yaml", "sweep-resumed-*.yaml", "pareto.csv", "pareto.png",
+MIRRORED = ("state.json", "state.log", JOURNAL, SQLITE, "sweep.yaml", "sweep-resumed-*.yaml", "pareto.csv", "pareto.png",
             "hypervolume.png", "importance.json", "importance.png")
 REMOTE_DIR = "sweep"
 
