@@ -191,3 +191,19 @@ def test_a_resumed_sweep_does_not_replay_its_first_samples(tmp_path):
     assert a == b
     for first, again in a:
         assert not any(x == y for x in first for y in again), (first, again)
+
+
+def test_a_trial_config_carries_its_spec_as_one_string_that_reads_back_as_the_spec(tmp_path):
+    from ray.tune.utils import flatten_dict
+
+    from raysweep.tune.trial_config import spec_of
+
+    cfg = parse_config(RAW, "s.yaml")
+    s = OptunaMultiObjectiveSearch(cfg, open_study(cfg, f"sqlite:///{tmp_path / 'c.db'}", "s"))
+    config = s.suggest("t0")
+    # one atomic value to Tune's copies and flattening, not ~40 nested settings
+    assert isinstance(config["spec"], str)
+    assert sum(k.startswith("spec") for k in flatten_dict(config)) == 1
+    assert spec_of(config) == cfg.trial_spec(config["sampled"]).to_dict()
+    # a config made by hand (tests, tools) may still give the spec as a dict
+    assert spec_of({"spec": {"method": "fgsm_rs"}}) == {"method": "fgsm_rs"} and spec_of({}) == {}

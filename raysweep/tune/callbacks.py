@@ -15,6 +15,7 @@ from ..sweep_state import SweepState
 from ..tracking.sync import MlflowSync
 from .ray_compat import release_trial_statistics
 from .storage import as_uri
+from .trial_config import spec_of
 
 # Tune's own bookkeeping fields; everything else numeric in a result is ours.
 _TUNE_KEYS = {
@@ -62,7 +63,7 @@ class MlflowTrialRecorder(Callback):
         key = str(cfg.get("optuna_trial", trial.trial_id))
         rec = self.state.trials.get(key)
         if rec is None:
-            spec = cfg.get("spec", {})
+            spec = spec_of(cfg)
             rec = {"trial": int(cfg.get("optuna_trial", len(self.state.trials))), "method": spec.get("method", "?"),
                    "sampled": cfg.get("sampled", {}), "spec": spec, "status": "PENDING", "metrics": {},
                    "history": [], "logged": [], "run_id": None, "checkpoint_path": None, "retries": 0,

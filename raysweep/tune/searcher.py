@@ -19,6 +19,7 @@ from ..config import SearchParam, SweepConfig
 from .budget import budget_of
 from .budget import describe as budget_line
 from .study_space import distribution, reconcile
+from .trial_config import pack
 
 
 def make_sampler(cfg: SweepConfig, resumed_at: int = 0):
@@ -33,6 +34,20 @@ def make_sampler(cfg: SweepConfig, resumed_at: int = 0):
     if s.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, s.num_samples // 2)))
+
+
+TPE_MANY_TRIALS = 2000
+
+
+def sampler_cost_note(cfg: SweepConfig) -> Optional[str]:
+    """A line for a sweep whose sampler costs the driver more per trial as the study grows: TPE fits its densities to
+    every finished trial on each ask (an ask + tell took 28 ms at 1,000 trials and 0.34 s at 10,000 in
+    ``bench/results/optuna_cost.json``), so a sweep of thousands of short trials can wait on it. None otherwise."""
+    s = cfg.sweep
+    if s.sampler != "tpe" or s.num_samples <= TPE_MANY_TRIALS:
+        return None
+    return (f"sampler tpe over {s.num_samples} trials: its cost per trial grows with the study (~0.03 s at 1,000 "
+            f"trials, ~0.3 s at 10,000); nsga2 or random keep it flat (docs/performance.md#driver-scale)")
 
 
 def constraint_key(i: int, metric: str) -> str:
@@ -129,7 +144,7 @@ class OptunaMultiObjectiveSearch(Searcher):
         spec = self.cfg.trial_spec(sampled)
         self.live[trial_id] = number
         self.suggested += 1
-        return {"sampled": sampled, "spec": spec.to_dict(), "optuna_trial": number,
+        return {"sampled": sampled, "spec": pack(spec.to_dict()), "optuna_trial": number,
                 "train_run_name": train_run_name(number), "label": label}
 
     def _over_budget(self) -> bool:

@@ -21,6 +21,7 @@ from ..train.ray_worker import CKPT_FILE, train_loop_per_worker
 from . import storage
 from .lean_train import fit_streaming
 from .placement import uses_inprocess
+from .trial_config import spec_of
 
 
 def _partial_network_methods(spec):
@@ -78,7 +79,7 @@ class InProcessReporter(Reporter):
 def make_trial_fn(storage_path: str, resources, use_gpu: bool, lean: bool = True):
     def trial_fn(config):
         launched_at = time.time()
-        spec = config["spec"]
+        spec = spec_of(config)
         run_name = config.get("train_run_name") or f"train-{tune.get_context().get_trial_id()}"
         if uses_inprocess(resources, use_gpu):
             device = trial_device(use_gpu)  # before anything is built: a GPU node without CUDA fails at once
