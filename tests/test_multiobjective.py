@@ -255,3 +255,17 @@ def test_progress_line_counts_only_what_the_front_may_hold():
                         eligible=lambda r: front_eligible(r, objs, False, cfg.infeasible))
     p._line("x")
     assert "front 2 |" in lines[-1]  # trials 1 and 2; without the rule trial 0 and 3 would dominate them
+
+
+def test_a_tpe_sweep_of_thousands_of_trials_is_told_what_the_sampler_will_cost():
+    from raysweep.tune.searcher import TPE_MANY_TRIALS, sampler_cost_note
+
+    def note(sampler, n):
+        raw = {"name": "s", "method": "fgsm_rs", "dataset": {"name": "synthetic"},
+               "search": {"lr": {"float": [1e-3, 1e-1], "log": True}}, "sweep": {"num_samples": n, "sampler": sampler}}
+        return sampler_cost_note(parse_config(raw, "s.yaml"))
+
+    line = note("tpe", TPE_MANY_TRIALS + 1)
+    assert line and "grows with the study" in line and "nsga2 or random" in line
+    assert note("tpe", TPE_MANY_TRIALS) is None  # a sweep of the usual size hears nothing
+    assert note("random", 10 * TPE_MANY_TRIALS) is None and note("nsga2", 10 * TPE_MANY_TRIALS) is None

@@ -243,6 +243,11 @@ def _announce(sweep: Sweep, to_run: int) -> None:
             + (f"; resuming: {ended} ended, {interrupted} interrupted (restart from their last checkpoint)"
                if sweep.resuming else ""), flush=True)
     printer(f"raysweep: MLflow {sweep.tracking_uri} experiment {sweep.experiment!r}, parent run {sweep.parent_id}", flush=True)
+    from .searcher import sampler_cost_note
+
+    note = sampler_cost_note(cfg)
+    if note:
+        printer(f"raysweep: {note}", flush=True)
 
 
 def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
