@@ -9,6 +9,10 @@ one epoch, PGD-2 validation, in-process trials two at a time, final evaluation o
   driver_write_bytes         bytes the driver passed to write() (state, optuna.db, mlflow.db, logs: /proc/self/io wchar)
   peak_driver_rss_mb         the driver's peak resident memory
   tune_checkpoint_s          time in Tune's experiment checkpoint (TuneController.save_to_dir), and how often
+  driver_cpu_split_s_per_trial  that CPU by thread: the driver's main thread, the MLflow writer, the benchmark's sampler,
+                             the rest (Ray's threads in the driver)
+  memory_kb_per_trial        (``--memory``) what Tune's Trial objects, Optuna's trials and raysweep's state hold per
+                             trial at the end of the trials
   profile                    where the driver's main thread was, sampled every 10 ms from a thread (no sys.setprofile,
                              so no per-call cost): the raysweep / Tune / Optuna / MLflow functions on the stack
 
@@ -17,12 +21,15 @@ Each N runs in a process of its own (peak RSS is per process).
 ``--resume-at K``: the sweep driven by the CLI, its process group SIGKILLed once K trials have ended, then
 ``raysweep resume``: seconds until it announces the sweep and until its first trial starts, against the same for the
 sweep's own start. ``--tune-floor S``: Ray Tune alone (no raysweep) running N trials that each keep a core busy for
-S seconds: Tune's own wall / ideal for trials that short on this machine, the floor under raysweep's.
+S seconds: Tune's own wall / ideal for trials that short on this machine, the floor under raysweep's; with
+``--with-mlflow`` each of those trials is also recorded as an MLflow run the way raysweep records one (the floor
+under any tool that keeps such a record).
 
     .venv/bin/python bench/scale.py 100                       # ~1 min on 2 cores
     .venv/bin/python bench/scale.py 100 1000 --out bench/results/scale.json
     .venv/bin/python bench/scale.py 10000 --resume-at 5000 --out bench/results/scale.json   # time a resume mid-sweep
     .venv/bin/python bench/scale.py 1000 --tune-floor 0.15 --out bench/results/scale.json  # Tune alone, same trial length
+    .venv/bin/python bench/scale.py 1000 --tune-floor 0.15 --with-mlflow --out bench/results/scale.json
 """
 
 import argparse
@@ -31,6 +38,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -38,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
 
 YAML = """
@@ -76,7 +85,10 @@ class Sampler:
         self._thread.join()
 
     def _run(self):
+        self.cpu_s = 0.0
+        c0 = time.thread_time()
         while not self._stop.wait(self.every_s):
+            self.cpu_s = time.thread_time() - c0
             frame = sys._current_frames().get(self.thread_id)
             seen = set()
             leaf = True
@@ -153,6 +165,36 @@ def _count_state_bytes(sweep_state, counter):
     sweep_state.SweepState.save = wrapper
 
 
+def _thread_cpu(owner, name, into):
+    """CPU time of the threads that call ``owner.name``, other than the main one (the MLflow writer's)."""
+    fn = getattr(owner, name)
+
+    def wrapper(*a, **k):
+        if threading.current_thread() is threading.main_thread():
+            return fn(*a, **k)
+        c = time.thread_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            into[0] += time.thread_time() - c
+
+    setattr(owner, name, wrapper)
+
+
+WORK_DIRS = []  # removed when the measurement ends, unless --keep: a 10,000-trial sweep leaves ~7 GB of checkpoints
+
+
+def _work_dir(prefix):
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    WORK_DIRS.append(work)
+    return work
+
+
+def _drop_work_dirs():
+    for work in WORK_DIRS:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _wchar():
     try:
         for line in Path("/proc/self/io").read_text().splitlines():
@@ -163,7 +205,52 @@ def _wchar():
     return 0
 
 
-def run_one(n, concurrency, train_size):
+def _deep_bytes(roots, seen):
+    """Bytes of the objects reachable from ``roots`` (containers, and the attributes of Ray's, Optuna's and
+    raysweep's objects) not already in ``seen``: what each part of the driver holds, counted once."""
+    total, stack = 0, list(roots)
+    while stack:
+        x = stack.pop()
+        if id(x) in seen or isinstance(x, (type, types.ModuleType, types.FunctionType)):
+            continue
+        seen.add(id(x))
+        total += sys.getsizeof(x)
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, (list, tuple, set, frozenset, collections.deque)):
+            stack.extend(x)
+        elif type(x).__module__.split(".")[0] in ("ray", "optuna", "raysweep"):
+            if hasattr(x, "__dict__"):
+                stack.append(vars(x))
+            for slot in getattr(type(x), "__slots__", ()):
+                if hasattr(x, slot):
+                    stack.append(getattr(x, slot))
+    return total
+
+
+def _memory_by_part(into, n):
+    """At the end of the trials: KB per trial held by Tune's Trial objects, Optuna's trials and raysweep's state, in
+    that order (what two of them share is counted under the first), and the driver's resident memory then."""
+    import gc
+
+    import optuna
+    from ray.tune.experiment import Trial
+
+    from raysweep.sweep_state import SweepState
+
+    gc.collect()
+    objs = gc.get_objects()
+    seen = set()
+    parts = {"tune_trials": [o for o in objs if isinstance(o, Trial)],
+             "optuna_trials": [o for o in objs if isinstance(o, optuna.trial.FrozenTrial)],
+             "raysweep_state": [o.data for o in objs if isinstance(o, SweepState)]}
+    into["memory_kb_per_trial"] = {k: round(_deep_bytes(v, seen) / 1024 / n, 1) for k, v in parts.items()}
+    into["rss_at_end_of_trials_mb"] = round(int(Path("/proc/self/statm").read_text().split()[1])
+                                           * os.sysconf("SC_PAGE_SIZE") / 1e6, 1)
+
+
+def run_one(n, concurrency, train_size, memory=False):
     from raysweep import sweep_state
     from raysweep._env import apply_quiet_env
     from raysweep.config import load_config
@@ -172,7 +259,7 @@ def run_one(n, concurrency, train_size):
     from raysweep.tune.runner import run_sweep
     from ray.tune.execution.tune_controller import TuneController
 
-    work = Path(tempfile.mkdtemp(prefix=f"rs-scale-{n}-"))
+    work = _work_dir(f"rs-scale-{n}-")
     os.chdir(work)
     apply_quiet_env(work)
     init_ray(work)
@@ -182,10 +269,34 @@ def run_one(n, concurrency, train_size):
     timings, state_bytes = {}, [0]
     _timed(TuneController, "save_to_dir", timings)
     _timed(summary, "finish_sweep", timings)
+    measured = {}
+    if memory:  # before the end's own work; its walk of every object is slow and adds to end_s and peak RSS
+        finish = summary.finish_sweep
+
+        def counted(*a, **k):
+            _memory_by_part(measured, n)
+            return finish(*a, **k)
+
+        summary.finish_sweep = counted
     from raysweep.tune import importance
 
     _timed(importance, "param_importances", timings)
-    _count_state_bytes(sweep_state, state_bytes)
+    states = []
+    if hasattr(sweep_state.SweepState(work / "probe.json"), "bytes_written"):
+        # the writer counts its own bytes: no stat() of the files around every save (a cost of this benchmark)
+        init = sweep_state.SweepState.__init__
+
+        def kept(self, *a, **k):
+            init(self, *a, **k)
+            states.append(self)
+
+        sweep_state.SweepState.__init__ = kept
+    else:  # an older tree (A/B): counted from the files
+        _count_state_bytes(sweep_state, state_bytes)
+    from raysweep.tracking import sync
+
+    writer_cpu = [0.0]
+    _thread_cpu(sync.MlflowSync, "_run", writer_cpu)
     starts, ends = {}, []
 
     def printer(*a, **k):
@@ -199,10 +310,10 @@ def run_one(n, concurrency, train_size):
             ends.append((now, int(m.group(1))))
 
     sampler = Sampler(threading.main_thread().ident).start()
-    cpu0, w0, t0 = time.process_time(), _wchar(), time.perf_counter()
+    cpu0, main0, w0, t0 = time.process_time(), time.thread_time(), _wchar(), time.perf_counter()
     s = run_sweep(cfg, workdir=work, printer=printer)
     wall = time.perf_counter() - t0
-    cpu, wrote = time.process_time() - cpu0, _wchar() - w0
+    cpu, main_cpu, wrote = time.process_time() - cpu0, time.thread_time() - main0, _wchar() - w0
     sampler.stop()
     first_start = min(starts.values()) if starts else t0
     times = [t for t, _ in ends]
@@ -218,7 +329,14 @@ def run_one(n, concurrency, train_size):
         "wall_s": round(wall, 1), "ideal_s": round(n * med / concurrency, 1), "median_trial_s": round(med, 3),
         "trials_phase_s": round(times[-1] - first_start, 1) if times else None,
         "end_s": round(t0 + wall - times[-1], 1) if times else None,
-        "driver_cpu_s_per_trial": round(cpu / n, 4), "state_bytes": state_bytes[0], "driver_write_bytes": wrote,
+        "driver_cpu_s_per_trial": round(cpu / n, 4),
+        # by thread: the driver's (Tune's loop, raysweep's callbacks, Optuna), the MLflow writer's, this benchmark's
+        # sampler's, and the rest (Ray's own threads in the driver, C++ included)
+        "driver_cpu_split_s_per_trial": {
+            "main": round(main_cpu / n, 4), "mlflow_writer": round(writer_cpu[0] / n, 4),
+            "benchmark_sampler": round(sampler.cpu_s / n, 4),
+            "other_threads": round((cpu - main_cpu - writer_cpu[0] - sampler.cpu_s) / n, 4)},
+        "state_bytes": state_bytes[0] + sum(st.bytes_written for st in states), "driver_write_bytes": wrote,
         "peak_driver_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "files_bytes": {k: v for k, v in files.items() if k.startswith(("state", "optuna"))},
         "mlflow_db_bytes": (work / "mlflow.db").stat().st_size if (work / "mlflow.db").is_file() else None,
@@ -228,6 +346,7 @@ def run_one(n, concurrency, train_size):
         "importance_s": round(timings.get("param_importances", 0.0), 2),
         "tune_global_checkpoint_s": os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "auto"),
         "profile": sampler.top(),
+        **measured,
     }
 
 
@@ -250,7 +369,7 @@ def run_resume(n, at, concurrency, train_size, more=100):
     ``raysweep resume``: how long until it announces the resume and until its first new trial starts (against the
     same times for the sweep's own start), and the wall of its next ``more`` trials against the ``more`` before
     the kill."""
-    work = Path(tempfile.mkdtemp(prefix=f"rs-resume-{n}-"))
+    work = _work_dir(f"rs-resume-{n}-")
     y = work / "scale.yaml"
     y.write_text(YAML.format(n=n, concurrency=concurrency, train_size=train_size))
     cli = [sys.executable, "-m", "raysweep.cli"]
@@ -297,7 +416,54 @@ def _burn(config):
     tune.report({"val_robust_acc": 0.5, "train_time_s": config["seconds"]})
 
 
-def run_tune_floor(n, concurrency, seconds):
+def _mlflow_floor(work):
+    """A Tune callback that records each ended trial as an MLflow child run the way raysweep's writer does (its run
+    made with raysweep's creation tags, one batch of a raysweep trial's 41 params, 20 metrics and 3 tags, then its
+    end) through raysweep's own MLflow layer, on a writer thread: what any tool that keeps a full MLflow record per
+    trial pays on top of Tune."""
+    import queue
+
+    from ray.tune import Callback
+
+    from raysweep.tracking.store import SweepTracker, default_tracking_uri
+
+    class MlflowFloor(Callback):
+        def __init__(self):
+            self.tracker = SweepTracker(default_tracking_uri(work), "floor", artifact_root=work / "mlartifacts")
+            self.parent = self.tracker.start_parent("floor", {})
+            self.jobs, self.cpu_s = queue.Queue(), 0.0
+            self.thread = threading.Thread(target=self._loop, daemon=True)
+            self.thread.start()
+
+        def __getstate__(self):  # Tune pickles its callbacks with the experiment: nothing of this one is needed
+            return {}
+
+        def _loop(self):
+            params = {f"spec.key_{i}": i for i in range(41)}
+            metrics = {f"metric_{i}": 0.5 for i in range(20)}
+            while True:
+                n = self.jobs.get()
+                if n is None:
+                    return
+                c = time.thread_time()
+                rid = self.tracker.create_child(self.parent, f"trial-{n}", {
+                    "method": "x", "status": "FINISHED", "optuna_trial": n, "method_fidelity": "x", "sampled": "{}"})
+                self.tracker.log_batch(rid, params=params, metrics=[(metrics, 1)],
+                                       tags={"status": "FINISHED", "pareto_optimal": "false", "node_id": "x"})
+                self.tracker.end_run(rid, "FINISHED")
+                self.cpu_s += time.thread_time() - c
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.jobs.put(trial.trial_id)
+
+        def on_experiment_end(self, trials, **info):
+            self.jobs.put(None)
+            self.thread.join()  # the record complete before the sweep counts as ended, as raysweep's end waits
+
+    return MlflowFloor()
+
+
+def run_tune_floor(n, concurrency, seconds, mlflow=False):
     """Ray Tune alone, no raysweep: ``n`` trials that each burn a core for ``seconds`` (raysweep's median trial),
     ``concurrency`` at a time, Tune's random search, actors reused, Tune's checkpoint period as raysweep sets it.
     Its wall / ideal is what Tune itself costs per trial on this machine: the floor under raysweep's ratio."""
@@ -307,19 +473,20 @@ def run_tune_floor(n, concurrency, seconds):
     from raysweep._env import apply_quiet_env
     from raysweep.tune.ray_setup import init_ray
 
-    work = Path(tempfile.mkdtemp(prefix=f"rs-tune-floor-{n}-"))
+    work = _work_dir(f"rs-tune-floor-{n}-")
     os.chdir(work)
     apply_quiet_env(work)
     init_ray(work)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3600")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # as raysweep runs Tune
     seen = _trial_clock()
+    callbacks = [seen] + ([_mlflow_floor(work)] if mlflow else [])
     cpu0, t0 = time.process_time(), time.perf_counter()
     tune.Tuner(tune.with_resources(_burn, {"cpu": 1}),
                param_space={"seconds": seconds, "x": tune.uniform(0, 1)},
                tune_config=tune.TuneConfig(num_samples=n, max_concurrent_trials=concurrency, reuse_actors=True),
                run_config=tune.RunConfig(name="floor", storage_path=str(work / "tune"), verbose=0,
-                                         callbacks=[seen])).fit()
+                                         callbacks=callbacks)).fit()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     ray.shutdown()
     ideal = n * seconds / concurrency
@@ -328,7 +495,8 @@ def run_tune_floor(n, concurrency, seconds):
     return {"trials": n, "concurrency": concurrency, "trial_s": seconds, "wall_s": round(wall, 1),
             "ideal_s": round(ideal, 1), "wall_over_ideal": round(wall / ideal, 2),
             "median_trial_seen_s": round(statistics.median(seen.durations), 3),
-            "wall_over_ideal_seen": round(wall / seen_ideal, 2), "driver_cpu_s_per_trial": round(cpu / n, 4)}
+            "wall_over_ideal_seen": round(wall / seen_ideal, 2), "driver_cpu_s_per_trial": round(cpu / n, 4),
+            **({"with_mlflow": True, "mlflow_writer_cpu_s_per_trial": round(callbacks[1].cpu_s / n, 4)} if mlflow else {})}
 
 
 def _trial_clock():
@@ -358,13 +526,27 @@ def main(argv=None):
     ap.add_argument("--label", default="", help="a note kept with each run (e.g. before/after)")
     ap.add_argument("--tune-floor", type=float, metavar="SECONDS",
                     help="Ray Tune alone (no raysweep) with trials that burn a core this long: Tune's own wall / ideal")
+    ap.add_argument("--with-mlflow", action="store_true",
+                    help="with --tune-floor: each trial also recorded as an MLflow run, as raysweep records one")
     ap.add_argument("--resume-at", type=int, help="SIGKILL the driver after this many trials end, then time `raysweep resume`")
+    ap.add_argument("--memory", action="store_true",
+                    help="also count what Tune's, Optuna's and raysweep's objects hold per trial (slow: not for timing)")
+    ap.add_argument("--keep", action="store_true", help="keep each run's working directory (sweep, MLflow store, checkpoints)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one N, JSON on stdout's last line
     args = ap.parse_args(argv)
+    try:
+        _main(args)
+    finally:
+        if not args.keep:
+            _drop_work_dirs()
+
+
+def _main(args):
     if args.out:  # the Tune-alone run changes directory before it writes
         args.out = str(Path(args.out).resolve())
     if args.tune_floor or args.resume_at:  # one measurement in this process, kept under its own key
-        key, r = (("tune_floor", run_tune_floor(args.trials[0], args.concurrency, args.tune_floor)) if args.tune_floor
+        key, r = (("tune_floor", run_tune_floor(args.trials[0], args.concurrency, args.tune_floor,
+                                                                        mlflow=args.with_mlflow)) if args.tune_floor
                   else ("resume", run_resume(args.trials[0], args.resume_at, args.concurrency, args.train_size)))
         r.update(label=args.label, date=time.strftime("%Y-%m-%d %H:%M"), cpus=os.cpu_count())
         print(json.dumps(r), flush=True)
@@ -372,12 +554,14 @@ def main(argv=None):
             _append(Path(args.out), key, [r])
         return
     if args.one:
-        print("RESULT " + json.dumps(run_one(args.trials[0], args.concurrency, args.train_size)), flush=True)
+        print("RESULT " + json.dumps(run_one(args.trials[0], args.concurrency, args.train_size,
+                                                       memory=args.memory)), flush=True)
         return
     runs = []
     for n in args.trials:
         cmd = [sys.executable, __file__, str(n), "--one", "--concurrency", str(args.concurrency),
-               "--train-size", str(args.train_size)]
+               "--train-size", str(args.train_size)] + (["--memory"] if args.memory else []) \
+            + (["--keep"] if args.keep else [])
         p = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
         if p.returncode != 0 or not lines:
@@ -390,7 +574,8 @@ def main(argv=None):
               f"wall {r['wall_s']} s vs ideal {r['ideal_s']} s (x{r['wall_s'] / r['ideal_s']:.2f}), end {r['end_s']} s; "
               f"driver CPU {r['driver_cpu_s_per_trial']} s/trial; state {r['state_bytes'] / 1e6:.1f} MB written, "
               f"driver write() {r['driver_write_bytes'] / 1e6:.1f} MB; peak RSS {r['peak_driver_rss_mb']} MB; "
-              f"Tune checkpoints {r['tune_checkpoints']} x, {r['tune_checkpoint_s']} s", flush=True)
+              f"Tune checkpoints {r['tune_checkpoints']} x, {r['tune_checkpoint_s']} s; driver CPU by thread (s/trial) "
+              f"{r['driver_cpu_split_s_per_trial']}", flush=True)
         for name, pct in r["profile"]["inclusive"][:12]:
             print(f"    {pct:5.1f}%  {name}")
     if args.out:
