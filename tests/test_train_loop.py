@@ -53,6 +53,24 @@ def test_resume_from_checkpoint_matches_uninterrupted_run():
     assert resumed[-1]["val_robust_acc"] == pytest.approx(full[-1]["val_robust_acc"])
 
 
+@pytest.mark.parametrize("repeats", [1, 2])
+def test_resume_from_the_last_checkpoint_reports_the_last_epoch_again(repeats):
+    """A driver killed after a trial's last checkpoint was written but before its last report arrived
+    restarts the trial from a state with nothing left to train: the trial still reports its last epoch
+    (with the epochs before it), or the sweep would record it finished with an earlier epoch's numbers."""
+    spec = dict(SPEC, repeats=repeats)
+    rep = LocalReporter()
+    full = run_trial(spec, rep)
+    again = LocalReporter()
+    run_trial(spec, again, resume_state=rep.last_state)
+    assert len(again.history) == 1
+    last = again.history[0]
+    assert last["epoch"] == 3.0 and last["restarts"] == 1.0
+    assert last["val_robust_acc"] == full[-1]["val_robust_acc"]
+    assert [h["epoch"] for h in last["resumed_history"]] == [1.0, 2.0]
+    assert again.last_state is None  # nothing new to save
+
+
 def test_state_dict_is_weights_only_loadable(tmp_path):
     rep = LocalReporter()
     run_trial(dict(SPEC, train=dict(SPEC["train"], epochs=1)), rep)

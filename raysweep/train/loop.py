@@ -340,6 +340,8 @@ class TrialRun:
         return self.stopped or self.epoch >= self.spec.train.epochs
 
     def run(self, reporter: Reporter) -> List[Dict[str, float]]:
+        if self.done and self._start > 0 and self.history:
+            reporter.report(replayed(self.history, self.totals.get("restarts", 0.0)), None)
         while not self.done:
             report = self.run_epoch()
             reporter.report(report, self.state_dict() if self.dist.is_main else None)
@@ -372,6 +374,8 @@ class MultiSeedRun:
         self.history = list(state.get("history", []))
 
     def run(self, reporter: Reporter):
+        if all(r.done for r in self.runs) and self.runs[0]._start > 0 and self.history:
+            reporter.report(replayed(self.history, self.runs[0].totals.get("restarts", 0.0)), None)
         while not all(r.done for r in self.runs):
             reports = [r.run_epoch() if not r.done else dict(r.history[-1]) for r in self.runs]
             keys = [k for k in reports[0] if all(isinstance(rep.get(k), float) for rep in reports)]
@@ -385,6 +389,15 @@ class MultiSeedRun:
             self.history.append({k: v for k, v in agg.items() if k != "resumed_history"})
             reporter.report(agg, self.state_dict() if self.dist.is_main else None)
         return self.history
+
+
+def replayed(history: List[Dict[str, Any]], restarts: float) -> Dict[str, Any]:
+    """The last epoch's report again, for a run restored from a checkpoint with nothing left to train: the
+    checkpoint is written before its report is sent, so a driver killed between the two never saw that
+    epoch, and a trial that reported nothing would be recorded finished with an earlier epoch's numbers."""
+    report = dict(history[-1], restarts=restarts)
+    report["resumed_history"] = [dict(h) for h in history[:-1]]
+    return report
 
 
 def import_plugins(modules):
