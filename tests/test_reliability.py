@@ -117,7 +117,18 @@ def _state(tmp_path, name):
         return None
 
 
-def test_kill_driver_with_sigkill_then_resume(tmp_path):
+def _kill_group_at_teardown(request, pid):
+    """What a SIGKILLed driver's Ray left behind (its dashboard and runtime-env agents linger a minute or
+    more) is stopped with the test, by the driver's process group."""
+    def kill():
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    request.addfinalizer(kill)
+
+
+def test_kill_driver_with_sigkill_then_resume(tmp_path, request):
     """SIGKILL the sweep driver mid-trial; `raysweep resume` finishes the sweep: finished
     trials are not re-run, the interrupted one restarts from its last checkpoint, the Optuna
     study continues, and MLflow keeps the same parent and one child per trial."""
@@ -133,6 +144,7 @@ def test_kill_driver_with_sigkill_then_resume(tmp_path):
     log = open(tmp_path / "driver.log", "w")
     proc = subprocess.Popen(cmd + ["sweep", str(y)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    _kill_group_at_teardown(request, proc.pid)
     try:
         def mid_second_trial():
             st = _state(tmp_path, "killdrv")
