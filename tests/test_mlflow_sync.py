@@ -98,14 +98,16 @@ class _Counting(SweepTracker):
 
     def __init__(self, *a, **k):
         super().__init__(*a, **k)
-        self.calls = []
+        self.calls, self.tags = [], []  # the tags each call carried
 
     def create_child(self, parent_id, run_name, tags):
         self.calls.append("create")
+        self.tags.append(dict(tags))
         return super().create_child(parent_id, run_name, tags)
 
     def log_batch(self, run_id, params=None, metrics=(), tags=None):
         self.calls.append("batch")
+        self.tags.append(dict(tags or {}))
         super().log_batch(run_id, params=params, metrics=metrics, tags=tags)
 
     def end_run(self, run_id, status="FINISHED"):
@@ -130,6 +132,9 @@ def test_a_trials_events_inside_a_flush_window_reach_mlflow_in_three_writes(tmp_
     assert sync.flush()  # handed to the writer thread: this thread goes on at once
     _settle(sync)
     assert tracker.calls == ["create", "batch", "end"]
+    # the trial's pending tags went in with its run (one transaction fewer), its batch carried none
+    assert tracker.tags[0]["status"] == "FINISHED" and tracker.tags[0]["node_id"] == "n3" and tracker.tags[1] == {}
+    assert rec["pending_tags"] == {}
     k, = _kids(uri, tracker, parent)
     assert k.info.status == "FINISHED" and k.data.tags["status"] == "FINISHED" and k.data.tags["node_id"] == "n3"
     assert k.data.params["method"] == "pgd_at"

@@ -32,6 +32,10 @@ def git_commit(path=".") -> Optional[str]:
         return None
 
 
+def _tag_value(v) -> str:
+    return str(v)[:5000]  # within MLflow's limit on a tag's value in every store
+
+
 def _param_value(v) -> str:
     s = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
     return s[:6000]
@@ -96,7 +100,7 @@ class SweepTracker:
         commit = git_commit()
         if commit:
             tags["mlflow.source.git.commit"] = commit
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: _tag_value(v) for k, v in tags.items()})
         return run.info.run_id
 
     def start_child(self, parent_id: str, run_name: str, params: Dict[str, Any], tags: Dict[str, str]) -> str:
@@ -134,7 +138,7 @@ class SweepTracker:
               if not any(h in k.lower() for h in SECRET_HINTS)]
         ms = [Metric(k, float(v), ts, int(step)) for values, step in metrics for k, v in values.items()
               if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        tg = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+        tg = [RunTag(k, _tag_value(v)) for k, v in (tags or {}).items()]
         while ps or ms or tg:
             p, t = ps[:self.BATCH_PARAMS], tg[:self.BATCH_TAGS]
             m = ms[:self.BATCH_ENTITIES - len(p) - len(t)]
