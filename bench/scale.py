@@ -13,6 +13,11 @@ one epoch, PGD-2 validation, in-process trials two at a time, final evaluation o
                              the rest (Ray's threads in the driver)
   memory_kb_per_trial        (``--memory``) what Tune's Trial objects, Optuna's trials and raysweep's state hold per
                              trial at the end of the trials
+  wall_parts                 what the wall pays per trial beyond the ideal's median: each trial's duration as the driver
+                             saw it (percentiles, mean), how long a slot stood empty between trials, the trial's own
+                             build and epoch (from its reports), the driver's GC pauses
+  main_cpu_s_per_trial       the main thread's CPU by owner: raysweep's Tune callbacks, its searcher, Tune's loop around
+                             them, the rest (start-up, the end)
   profile                    where the driver's main thread was, sampled every 10 ms from a thread (no sys.setprofile,
                              so no per-call cost): the raysweep / Tune / Optuna / MLflow functions on the stack
 
@@ -181,6 +186,64 @@ def _thread_cpu(owner, name, into):
     setattr(owner, name, wrapper)
 
 
+def _main_cpu(owner, name, into, part):
+    """CPU time of the driver's main thread inside ``owner.name``, added to ``into[part]`` (a part's outermost call
+    only: one hook calling another is counted once)."""
+    fn = getattr(owner, name)
+    busy = "_in_" + part
+
+    def wrapper(*a, **k):
+        if threading.current_thread() is not threading.main_thread() or into.get(busy):
+            return fn(*a, **k)
+        into[busy] = True
+        c = time.thread_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            into[part] = into.get(part, 0.0) + time.thread_time() - c
+            into[busy] = False
+
+    setattr(owner, name, wrapper)
+
+
+class GcPauses:
+    """The driver's garbage-collection pauses (every thread stops for them)."""
+
+    def __init__(self):
+        self.total_s, self.max_s, self.full, self._t0 = 0.0, 0.0, 0, 0.0
+
+    def __call__(self, phase, info):
+        if phase == "start":
+            self._t0 = time.perf_counter()
+            return
+        d = time.perf_counter() - self._t0
+        self.total_s += d
+        self.max_s = max(self.max_s, d)
+        self.full += info.get("generation") == 2
+
+
+def _pct_ms(xs):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    at = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))]  # noqa: E731
+    return {"p50": round(1000 * at(0.5), 1), "p90": round(1000 * at(0.9), 1), "p99": round(1000 * at(0.99), 1),
+            "mean": round(1000 * statistics.fmean(xs), 1)}
+
+
+def _slot_gaps(starts, ends):
+    """For each trial start, the time since the earliest trial end not yet followed by a start: how long a slot stood
+    empty between two trials, as the driver saw them."""
+    events = sorted([(t, 1) for t in starts] + [(t, 0) for t in ends])
+    free, gaps = collections.deque(), []
+    for t, is_start in events:
+        if not is_start:
+            free.append(t)
+        elif free:
+            gaps.append(t - free.popleft())
+    return gaps
+
+
 WORK_DIRS = []  # removed when the measurement ends, unless --keep: a 10,000-trial sweep leaves ~7 GB of checkpoints
 
 
@@ -297,6 +360,21 @@ def run_one(n, concurrency, train_size, memory=False):
 
     writer_cpu = [0.0]
     _thread_cpu(sync.MlflowSync, "_run", writer_cpu)
+    from raysweep.tune import callbacks as rs_callbacks, searcher as rs_searcher
+
+    main_parts = {}
+    for cls in (rs_callbacks.MlflowTrialRecorder, rs_callbacks.ProgressPrinter):
+        for hook in ("on_trial_start", "on_trial_result", "on_trial_complete", "on_trial_error", "on_trial_recover",
+                     "on_step_end"):
+            if hook in vars(cls):
+                _main_cpu(cls, hook, main_parts, "raysweep_callbacks")
+    for hook in ("suggest", "on_trial_complete"):
+        _main_cpu(rs_searcher.OptunaMultiObjectiveSearch, hook, main_parts, "searcher")
+    _main_cpu(TuneController, "step", main_parts, "tune_step")
+    import gc
+
+    gc_pauses = GcPauses()
+    gc.callbacks.append(gc_pauses)
     starts, ends = {}, []
 
     def printer(*a, **k):
@@ -315,6 +393,7 @@ def run_one(n, concurrency, train_size, memory=False):
     wall = time.perf_counter() - t0
     cpu, main_cpu, wrote = time.process_time() - cpu0, time.thread_time() - main0, _wchar() - w0
     sampler.stop()
+    gc.callbacks.remove(gc_pauses)
     first_start = min(starts.values()) if starts else t0
     times = [t for t, _ in ends]
     durations = [t - starts[k] for t, k in ends if k in starts]
@@ -322,6 +401,9 @@ def run_one(n, concurrency, train_size, memory=False):
     k = min(100, len(times))
     sweep_dir = Path(s["sweep_dir"])
     files = {p.name: p.stat().st_size for p in sweep_dir.iterdir() if p.is_file()}
+    recs = sweep_state.read_state(sweep_dir)["trials"].values()
+    phase = lambda key: [r["metrics"][key] for r in recs if key in r.get("metrics", {})]  # noqa: E731
+    in_step = main_parts.get("tune_step", 0.0)
     return {
         "trials": n, "finished": s["finished"], "concurrency": concurrency, "train_size": train_size,
         "first_100_s": round(times[k - 1] - first_start, 2) if times else None,
@@ -345,6 +427,23 @@ def run_one(n, concurrency, train_size, memory=False):
         "finish_sweep_s": round(timings.get("finish_sweep", 0.0), 2),
         "importance_s": round(timings.get("param_importances", 0.0), 2),
         "tune_global_checkpoint_s": os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "auto"),
+        # where wall / ideal goes: ideal = N x median trial / concurrency, while the wall pays each trial's mean
+        # duration plus the time its slot stands empty before the next trial starts
+        "wall_parts": {
+            "trial_seen_ms": _pct_ms(durations),
+            "slot_gap_ms": _pct_ms(_slot_gaps(list(starts.values()), times)),
+            # inside the trial (its own report): building data, model and method in the reused process; one epoch
+            "trial_build_ms": _pct_ms(phase("startup_build_s")), "trial_epoch_ms": _pct_ms(phase("epoch_time_s")),
+            "driver_gc_s": round(gc_pauses.total_s, 2), "driver_gc_max_s": round(gc_pauses.max_s, 3),
+            "driver_gc_full": gc_pauses.full},
+        # the main thread's CPU by owner: raysweep's Tune callbacks (record, state saves, MLflow hand-off, front,
+        # progress lines), its searcher (Optuna ask/tell, the trial's spec), Tune's loop around them, the rest
+        # (start-up, the end, Ray's client calls outside Tune's loop)
+        "main_cpu_s_per_trial": {
+            "raysweep_callbacks": round(main_parts.get("raysweep_callbacks", 0.0) / n, 4),
+            "searcher": round(main_parts.get("searcher", 0.0) / n, 4),
+            "tune_loop": round((in_step - main_parts.get("raysweep_callbacks", 0.0) - main_parts.get("searcher", 0.0)) / n, 4),
+            "rest": round((main_cpu - in_step) / n, 4)},
         "profile": sampler.top(),
         **measured,
     }
@@ -418,8 +517,8 @@ def _burn(config):
 
 def _mlflow_floor(work):
     """A Tune callback that records each ended trial as an MLflow child run the way raysweep's writer does (its run
-    made with raysweep's creation tags, one batch of a raysweep trial's 41 params, 20 metrics and 3 tags, then its
-    end) through raysweep's own MLflow layer, on a writer thread: what any tool that keeps a full MLflow record per
+    made with raysweep's creation tags and the trial's pending ones, one batch of a raysweep trial's 41 params and 20
+    metrics, then its end; before 2026-12-06 the 3 pending tags went in the batch) through raysweep's own MLflow layer, on a writer thread: what any tool that keeps a full MLflow record per
     trial pays on top of Tune."""
     import queue
 
@@ -447,9 +546,9 @@ def _mlflow_floor(work):
                     return
                 c = time.thread_time()
                 rid = self.tracker.create_child(self.parent, f"trial-{n}", {
-                    "method": "x", "status": "FINISHED", "optuna_trial": n, "method_fidelity": "x", "sampled": "{}"})
-                self.tracker.log_batch(rid, params=params, metrics=[(metrics, 1)],
-                                       tags={"status": "FINISHED", "pareto_optimal": "false", "node_id": "x"})
+                    "method": "x", "status": "FINISHED", "optuna_trial": n, "method_fidelity": "x", "sampled": "{}",
+                    "pareto_optimal": "false", "node_id": "x"})  # the tags a run is made with, its pending ones included
+                self.tracker.log_batch(rid, params=params, metrics=[(metrics, 1)])
                 self.tracker.end_run(rid, "FINISHED")
                 self.cpu_s += time.thread_time() - c
 
@@ -576,6 +675,7 @@ def _main(args):
               f"driver write() {r['driver_write_bytes'] / 1e6:.1f} MB; peak RSS {r['peak_driver_rss_mb']} MB; "
               f"Tune checkpoints {r['tune_checkpoints']} x, {r['tune_checkpoint_s']} s; driver CPU by thread (s/trial) "
               f"{r['driver_cpu_split_s_per_trial']}", flush=True)
+        print(f"    wall parts {r.get('wall_parts')}\n    main thread CPU by owner (s/trial) {r.get('main_cpu_s_per_trial')}")
         for name, pct in r["profile"]["inclusive"][:12]:
             print(f"    {pct:5.1f}%  {name}")
     if args.out:
