@@ -22,6 +22,9 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
+from raysweep.errors import UserError
+from raysweep.sweep_state import read_state
+
 from conftest import TINY_YAML, MlflowServer
 from fake_cluster import RAY, FakeAutoscalingCluster, MotoS3
 
@@ -75,9 +78,9 @@ def _env():
 
 def _local_state(work, name):
     states = sorted((work / "raysweep_runs" / name).glob("sweep-*/state.json"))
-    try:
-        return json.loads(states[-1].read_text()) if states else None
-    except ValueError:  # replaced while read
+    try:  # as a resume reads it: the snapshot and the log's changes since
+        return read_state(states[-1]) if states else None
+    except UserError:  # replaced while read
         return None
 
 

@@ -3,7 +3,6 @@
 Real local Ray, real Optuna, real MLflow (sqlite, and a real ``mlflow server`` that is
 stopped mid-sweep); faults come from the test-only method in tests/plugins/faulty_methods.py."""
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raysweep.config import load_config
+from raysweep.errors import UserError
+from raysweep.sweep_state import read_state
 from raysweep.tune.runner import run_sweep
 from raysweep.tune.study_store import study_storage
 
@@ -108,12 +109,14 @@ def _wait_for(pred, timeout, what, proc=None, log=None):
 
 
 def _state(tmp_path, name):
+    """The sweep's record as a resume reads it: the snapshot with the log's changes since (the snapshot alone lags
+    the log by a few seconds, and a test that judged a kill by it once took a finished trial for an interrupted one)."""
     files = sorted((tmp_path / "raysweep_runs" / name).glob("sweep-*/state.json"))
     if not files:
         return None
     try:
-        return json.loads(files[-1].read_text())
-    except ValueError:
+        return read_state(files[-1])
+    except UserError:  # replaced while read
         return None
 
 
