@@ -77,3 +77,27 @@ def test_cli_sweep_refuses_before_anything_is_written(tmp_path):
     v = run_cli(["validate", str(bad)], cwd=work, timeout=120)
     assert v.returncode == 2 and "dataset.val_size" in v.stderr
     assert run_cli(["validate", "--no-data", str(bad)], cwd=work, timeout=120).returncode == 0
+
+
+def test_a_bad_tune_chunk_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
+    good = tmp_path / "tiny.yaml"
+    good.write_text(TINY_YAML.format(name="chunk", n=2))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("RAYSWEEP_TUNE_CHUNK", "lots")
+    r = run_cli(["sweep", str(good)], cwd=work, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "RAYSWEEP_TUNE_CHUNK" in lines[0] and "'lots'" in lines[0] and ">= 1" in lines[0], r.stderr
+    assert os.listdir(work) == []
+
+
+def test_tune_chunks_cover_the_trials_to_run(monkeypatch):
+    from raysweep.tune.chunks import DEFAULT, chunk_size, plan_chunks
+
+    assert plan_chunks(5, 2) == [2, 2, 1] and plan_chunks(4000, 2000) == [2000, 2000] and plan_chunks(0, 7) == []
+    monkeypatch.delenv("RAYSWEEP_TUNE_CHUNK", raising=False)
+    assert chunk_size() == DEFAULT
+    monkeypatch.setenv("RAYSWEEP_TUNE_CHUNK", "0")
+    with pytest.raises(Exception, match="RAYSWEEP_TUNE_CHUNK"):
+        chunk_size()

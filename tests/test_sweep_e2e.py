@@ -86,6 +86,25 @@ def test_tiny_sweep_sqlite_end_to_end(ray_session, tiny_yaml, tmp_path, monkeypa
             assert k.info.run_id in r.stdout
 
 
+def test_a_sweep_longer_than_a_tune_chunk_runs_as_consecutive_experiments(ray_session, tiny_yaml, tmp_path, monkeypatch):
+    """Tune holds every trial of an experiment until it ends; a sweep of more trials than $RAYSWEEP_TUNE_CHUNK runs as
+    several experiments, one after the other, with one study, one record and one MLflow parent: nothing repeated,
+    nothing missing."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAYSWEEP_TUNE_CHUNK", "2")
+    lines = []
+    cfg = load_config(tiny_yaml("chunks", n=5), ["resources.executor=inprocess"])
+    summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert summary["finished"] == 5 and summary["failed"] == 0
+    experiments = sorted(p.name for p in (Path(summary["sweep_dir"]) / "tune").iterdir() if p.is_dir())
+    assert len(experiments) == 3 and experiments[0] + "-1" in experiments and experiments[0] + "-2" in experiments
+    _check_mlflow(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), "chunks", 5)  # one child per trial, 5 curve points
+    study = optuna.load_study(study_name="chunks", storage=study_storage(summary["sweep_dir"]))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 5
+    assert sorted(int(r["trial"]) for r in summary["rows"]) == [0, 1, 2, 3, 4]
+    assert any("5/5 done" in ln for ln in lines)
+
+
 def test_tiny_sweep_against_real_mlflow_server(ray_session, tiny_yaml, tmp_path, monkeypatch, mlflow_server):
     monkeypatch.chdir(tmp_path)
     cfg = load_config(tiny_yaml("server", n=2), [f"mlflow.tracking_uri={mlflow_server.url}"])

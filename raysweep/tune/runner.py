@@ -56,9 +56,12 @@ def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: O
 def _prepare(cfg: SweepConfig, workdir: Path, resume_dir: Optional[Path], printer) -> Sweep:
     """What only the data, the model or the cluster can refuse, then the sweep's directory and state: every error
     before anything is written."""
+    from ..preflight import check_against_data
+    from .chunks import chunk_size
+
+    chunk_size()  # a bad $RAYSWEEP_TUNE_CHUNK is refused before anything starts
     apply_quiet_env(workdir)
     absolute_input_paths(cfg, workdir)
-    from ..preflight import check_against_data
 
     check_against_data(cfg)
     init_ray(workdir)
@@ -135,13 +138,17 @@ def _open_search(sweep: Sweep):
         sweep.printer(f"raysweep: released {left} placement group(s) an earlier driver of this sweep left reserved", flush=True)
     resume_points = [(r["trial"], r["sampled"]) for r in sorted(interrupted, key=lambda r: r["trial"])]
     _fail_orphaned_trials(study, keep={n for n, _ in resume_points})
-    ended = sum(1 for r in state.trials.values() if r["status"] in ("FINISHED", "FAILED"))
+    ended = _ended(state)
     sweep.resumed = (ended, len(interrupted))
     budget = budget_of(cfg.sweep.budget)
     sweep.spent = SpentTally(state.trials, budget[0] if budget else None)  # fed each report by the recorder
     searcher = OptunaMultiObjectiveSearch(cfg, study, resume_points=resume_points, spent=sweep.spent.total,
                                           notify=lambda line: _budget_reached(sweep, line))
     return study, searcher, max(0, cfg.sweep.num_samples - ended)
+
+
+def _ended(state: SweepState) -> int:
+    return sum(1 for r in state.trials.values() if r["status"] in ("FINISHED", "FAILED"))
 
 
 def _budget_reached(sweep: Sweep, line: str) -> None:
@@ -254,6 +261,7 @@ def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
     """The trials, through Ray Tune; the sweep's clock runs while they do."""
     from ray import tune
 
+    from .chunks import chunk_size, plan_chunks
     from .placement import trial_resources, uses_inprocess
     from .schedulers import make_scheduler
     from .storage import join as storage_join
@@ -265,22 +273,28 @@ def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
     # ~0.5 GB; at most hourly (plus Tune's forced one at the end) it wrote 2, 1.9 s (bench/scale.py).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3600")
     sweep.state.start_clock()
-    if to_run > 0:
+    started = int(time.time())
+    # consecutive Tune experiments of at most chunk_size() trials: Tune holds every trial of an experiment until it
+    # ends (chunks.py); each starts where the last stopped, as a resumed sweep does, the scheduler rebuilt from the record
+    for part, n in enumerate(plan_chunks(to_run, chunk_size())):
+        ended = _ended(sweep.state)
         tuner = tune.Tuner(
             tune.with_resources(parts.trial_fn, trial_resources(cfg.resources, plan.use_gpu)),
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=to_run,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n,
                                         scheduler=make_scheduler(cfg, sweep.state.trials),
                                         max_concurrent_trials=plan.max_concurrent,
                                         # Ray's stock trainer path cannot hand back a trial that
                                         # Tune stopped early: its actor is not reused then.
                                         reuse_actors=parts.lean or uses_inprocess(cfg.resources, plan.use_gpu)
                                         or cfg.sweep.early_stopping is None),
-            run_config=tune.RunConfig(name=f"tune-{int(time.time())}",
+            run_config=tune.RunConfig(name=f"tune-{started}" + (f"-{part}" if part else ""),
                                       storage_path=storage_join(ray_storage(cfg, sweep.sweep_dir), "tune"),
                                       callbacks=parts.callbacks, verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
         tuner.fit()
+        if searcher.budget_reached or _ended(sweep.state) - ended < n:
+            break  # the budget is spent, or the experiment was stopped before its trials ran (Ctrl-C)
     if parts.hub is not None:
         from .lean_train import release_placement_groups as release_hub_groups
 
