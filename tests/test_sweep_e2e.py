@@ -90,12 +90,26 @@ def test_a_sweep_longer_than_a_tune_chunk_runs_as_consecutive_experiments(ray_se
     """Tune holds every trial of an experiment until it ends; a sweep of more trials than $RAYSWEEP_TUNE_CHUNK runs as
     several experiments, one after the other, with one study, one record and one MLflow parent: nothing repeated,
     nothing missing."""
+    import gc
+
+    from ray import tune
+    from ray.tune.experiment import Trial
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAYSWEEP_TUNE_CHUNK", "2")
+    held, fit = [], tune.Tuner.fit
+
+    def counting_fit(self, *a, **k):  # the earlier experiments' trials, still alive as the next one starts
+        gc.collect()
+        held.append(sum(isinstance(o, Trial) for o in gc.get_objects()))
+        return fit(self, *a, **k)
+
+    monkeypatch.setattr(tune.Tuner, "fit", counting_fit)
     lines = []
     cfg = load_config(tiny_yaml("chunks", n=5), ["resources.executor=inprocess"])
     summary = run_sweep(cfg, workdir=tmp_path, printer=lambda *a, **k: lines.append(" ".join(map(str, a))))
     assert summary["finished"] == 5 and summary["failed"] == 0
+    assert held == [0, 0, 0]  # nothing keeps an ended experiment's trials (Tune's own callbacks once did)
     experiments = sorted(p.name for p in (Path(summary["sweep_dir"]) / "tune").iterdir() if p.is_dir())
     assert len(experiments) == 3 and experiments[0] + "-1" in experiments and experiments[0] + "-2" in experiments
     _check_mlflow(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), "chunks", 5)  # one child per trial, 5 curve points

@@ -289,7 +289,9 @@ def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
                                         or cfg.sweep.early_stopping is None),
             run_config=tune.RunConfig(name=f"tune-{started}" + (f"-{part}" if part else ""),
                                       storage_path=storage_join(ray_storage(cfg, sweep.sweep_dir), "tune"),
-                                      callbacks=parts.callbacks, verbose=0,
+                                      # a copy: Tune appends its own callbacks to the list it is given, and
+                                      # each would keep its experiment's trials for the sweep's life
+                                      callbacks=list(parts.callbacks), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
         tuner.fit()
