@@ -21,6 +21,10 @@ when the log is not empty, every ``STALE_S`` seconds stretched to keep snapshots
 the driver, so the plain ``state.json`` that scripts and tests read is never far behind. A line
 torn by a kill is ignored on read and folded away by the next writer's first save.
 
+In a running driver an ended trial's record, once nothing is left to do with it (``SweepState.settled``: MLflow
+has all of it), is held as its JSON compressed against the first such record (``TrialRecords``): at 10,000 trials
+~0.3 KB per trial instead of ~7 KB of dicts, and a snapshot copies its bytes instead of encoding it again.
+
 Why not one file per trial: a sweep's top-level keys (clock, hypervolume curve, drivers) change
 with trials, so it would still need a shared file and a rule for which is newer, and 10,000 files
 per sweep are slow to list and copy to object storage. Why not MLflow as the record: the record
@@ -31,8 +35,10 @@ server.
 import json
 import os
 import time
+import zlib
+from collections.abc import ItemsView, Mapping, MutableMapping, ValuesView
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .errors import UserError
 
@@ -44,6 +50,7 @@ LOG_MIN_BYTES = 64 * 1024  # below this the log is never folded for its size (sm
 STALE_S = 2.0  # the snapshot may lag the log by this long, at least
 SNAPSHOT_SHARE = 0.02  # ...or by 1/SHARE times what the last snapshot cost, so snapshots take ~2% of the driver
 _MISSING = object()
+ENDED = ("FINISHED", "FAILED")
 
 
 def check_format(data: Dict[str, Any], where) -> Dict[str, Any]:
@@ -130,7 +137,7 @@ def _parent(data: Dict[str, Any], path: str) -> Tuple[Dict[str, Any], str]:
 
 def _get(data: Dict[str, Any], path: str):
     for k in path.split("."):
-        if not isinstance(data, dict) or k not in data:
+        if not isinstance(data, Mapping) or k not in data:
             return _MISSING
         data = data[k]
     return data
@@ -155,6 +162,95 @@ def latest_state(runs_root, experiment: str) -> Optional[Dict[str, Any]]:
     return dict(read_state(d), _sweep_dir=str(d))
 
 
+def _never(rec: Dict[str, Any]) -> bool:
+    return False
+
+
+def _dumps(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class TrialRecords(MutableMapping):
+    """A running sweep's trial records by key: each a dict, or, once ``settle`` has packed it, its JSON compressed
+    against the first record packed (records of one sweep share most of their text: ~0.3 KB each instead of ~7 KB).
+    ``records[key]`` (and ``get``) unpacks a record for good, so a change made through it is kept; iterating
+    (``values``, ``items``) reads a packed record as a fresh copy, so change a record only through ``records[key]``."""
+
+    def __init__(self, recs=None):
+        self._recs: Dict[str, Any] = dict(recs or {})  # a dict, or bytes (packed)
+        self._zdict: Optional[bytes] = None
+
+    def __getitem__(self, key):
+        rec = self._recs[key]
+        if isinstance(rec, bytes):
+            rec = self._recs[key] = self._unpack(rec)
+        return rec
+
+    def __setitem__(self, key, rec) -> None:
+        self._recs[key] = rec
+
+    def __delitem__(self, key) -> None:
+        del self._recs[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._recs)
+
+    def __len__(self) -> int:
+        return len(self._recs)
+
+    def values(self):
+        return _Values(self)
+
+    def items(self):
+        return _Items(self)
+
+    def view(self, key) -> Optional[Dict[str, Any]]:
+        """The record without unpacking it for good: the dict itself, or a copy of a packed one; None if absent."""
+        rec = self._recs.get(key)
+        return self._unpack(rec) if isinstance(rec, bytes) else rec
+
+    def holds(self, key, rec) -> bool:
+        """Whether ``rec`` (a dict) is the record kept under ``key``."""
+        return self._recs.get(key) is rec
+
+    def live(self) -> Dict[str, Dict[str, Any]]:
+        """The records held as dicts (every record not ``settle``d), by key."""
+        return {k: r for k, r in self._recs.items() if not isinstance(r, bytes)}
+
+    def packed(self) -> int:
+        return sum(isinstance(r, bytes) for r in self._recs.values())
+
+    def json_of(self, key, settled: Callable[[Dict[str, Any]], bool] = _never) -> bytes:
+        """The record's JSON; a dict record that is ``settled`` is packed on the way."""
+        rec = self._recs[key]
+        if isinstance(rec, bytes):
+            d = zlib.decompressobj(zdict=self._zdict)
+            return d.decompress(rec) + d.flush()
+        body = _dumps(rec)
+        if settled(rec):
+            if self._zdict is None:
+                self._zdict = body
+            c = zlib.compressobj(1, zdict=self._zdict)
+            self._recs[key] = c.compress(body) + c.flush()
+        return body
+
+    def _unpack(self, blob: bytes) -> Dict[str, Any]:
+        d = zlib.decompressobj(zdict=self._zdict)
+        return json.loads(d.decompress(blob) + d.flush())
+
+
+class _Values(ValuesView):
+    def __iter__(self):
+        for key in self._mapping:
+            yield self._mapping.view(key)
+
+
+class _Items(ItemsView):
+    def __iter__(self):
+        for key in self._mapping:
+            yield key, self._mapping.view(key)
+
+
 class SweepState:
     """The state of a running sweep, saved after every event: a line of what changed (``save`` with
     what changed named), folded into a whole snapshot (atomic replace) from time to time."""
@@ -167,6 +263,9 @@ class SweepState:
         if self.path.is_file():
             self.data, self._seq = _read(self.path)
             self.data["format"] = FORMAT  # a readable older layout is saved as this one
+        self.trials  # noqa: B018 - held as TrialRecords from here on
+        # which ended records may be packed (TrialRecords) from the next snapshot on; the MLflow sync sets it
+        self.settled: Callable[[Dict[str, Any]], bool] = _never
         # this writer's first save is a snapshot: it folds in a log another writer left (maybe torn at
         # its end, which an append would glue to its own line) and rewrites an older layout as this one
         self._snapshot_due = True
@@ -234,8 +333,12 @@ class SweepState:
         docstring for why that order is safe under SIGKILL."""
         t0 = time.monotonic()
         self._tick()
-        body = json.dumps({**self.data, "format": FORMAT, "log_seq": self._seq}, separators=(",", ":"),
-                          sort_keys=True).encode()
+        recs = self.trials
+        top = json.dumps({**{k: v for k, v in self.data.items() if k != "trials"}, "format": FORMAT, "log_seq": self._seq},
+                         separators=(",", ":"), sort_keys=True).encode()
+        settled = lambda rec: rec.get("status") in ENDED and self.settled(rec)  # noqa: E731 - packs only ended ones
+        trials = b",".join(_dumps(k) + b":" + recs.json_of(k, settled) for k in list(recs))
+        body = top[:-1] + b',"trials":{' + trials + b"}}"
         tmp = self.path.with_suffix(".tmp")
         tmp.write_bytes(body)
         os.replace(tmp, self.path)  # atomic: a killed driver never leaves half a file
@@ -254,13 +357,16 @@ class SweepState:
         if not isinstance(trial, dict):
             return str(trial) if str(trial) in self.trials else None
         key = str(trial.get("trial"))
-        if self.trials.get(key) is trial:
+        if self.trials.holds(key, trial):
             return key
-        return next((k for k, r in self.trials.items() if r is trial), None)
+        return next((k for k, r in self.trials.live().items() if r is trial), None)
 
     @property
-    def trials(self) -> Dict[str, Dict[str, Any]]:
-        return self.data.setdefault("trials", {})
+    def trials(self) -> TrialRecords:
+        recs = self.data.get("trials")
+        if not isinstance(recs, TrialRecords):  # loaded, or set whole (a test, a tool)
+            recs = self.data["trials"] = TrialRecords(recs)
+        return recs
 
     def unfinished(self) -> List[Dict[str, Any]]:
-        return [r for r in self.trials.values() if r["status"] not in ("FINISHED", "FAILED")]
+        return [r for r in self.trials.live().values() if r["status"] not in ENDED]  # a packed record has ended

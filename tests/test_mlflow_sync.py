@@ -274,3 +274,20 @@ def test_the_sync_pickles_with_its_writer_busy(tmp_path):
     assert copy._inflight is None and copy._writer is not None
     _settle(sync)
     assert rec["run_id"]
+
+
+def test_a_trial_mlflow_has_whole_is_packed_and_a_later_change_still_reaches_mlflow(tmp_path):
+    uri, tracker, parent, state, sync = _sweep(tmp_path, flush_s=3600)
+    rec = state.trials.setdefault("0", _record(0))
+    _finish(sync, state, rec)
+    running = state.trials.setdefault("1", _record(1))
+    owed = state.trials.setdefault("2", dict(_record(2), status="FINISHED"))  # ended, nothing of it in MLflow yet
+    state.snapshot()
+    assert state.trials.packed() == 1 and not state.trials.holds("0", rec)  # MLflow has all of it: packed
+    assert state.trials.holds("1", running) and state.trials.holds("2", owed)
+    # the sweep's end tags its front: through records[key], which unpacks it for good
+    state.trials["0"]["pending_tags"]["pareto_optimal"] = "true"
+    assert sync.sync(state.trials["0"], force=True) and sync.dirty() == [running, owed]
+    k, = [r for r in _kids(uri, tracker, parent) if r.data.tags.get("optuna_trial") == "0"]
+    assert k.data.tags["pareto_optimal"] == "true" and k.info.status == "FINISHED"
+    assert SweepState(tmp_path / "state.json").trials["0"] == state.trials["0"]

@@ -201,3 +201,37 @@ def test_the_bytes_a_save_writes_do_not_grow_with_the_sweep(tmp_path, monkeypatc
         assert per_event[n] <= 3 * min(lines), (n, per_event[n], min(lines))
     snapshot_2000 = (tmp_path / "s2000.json").stat().st_size
     assert per_event[2000] < snapshot_2000 / 100
+
+
+def test_an_ended_record_its_owner_calls_settled_is_packed_and_reads_back_whole(tmp_path):
+    s = SweepState(tmp_path / STATE_FILE)
+    recs = {str(n): _rec(n) for n in range(200)}
+    for n, r in enumerate(recs.values()):
+        r["status"] = "FINISHED" if n < 150 else "RUNNING"
+        s.trials[str(n)] = r
+    s.settled = lambda rec: rec["trial"] != 7  # trial 7: still owed to MLflow, say
+    s.save()
+    assert s.trials.packed() == 149  # ended and settled: packed; 7 (not settled) and the running ones stay dicts
+    assert s.trials.holds("7", recs["7"]) and s.trials.holds("150", recs["150"]) and not s.trials.holds("3", recs["3"])
+    packed = [v for v in s.trials._recs.values() if isinstance(v, bytes)]
+    assert sum(map(len, packed)) < sum(len(json.dumps(recs[str(n)])) for n in range(150) if n != 7) / 4
+    assert dict(s.trials.items()) == recs and list(s.trials.values()) == list(recs.values()) and s.trials == recs
+    assert [r["trial"] for r in s.unfinished()] == list(range(150, 200))
+    assert read_state(tmp_path)["trials"] == recs  # the snapshot holds every record, packed or not
+    # a change made through records[key] unpacks the record for good, and is saved
+    s.trials["3"]["pending_tags"]["pareto_optimal"] = "true"
+    s.save(trials=["3"])
+    assert read_state(tmp_path)["trials"]["3"]["pending_tags"] == {"pareto_optimal": "true"}
+    s.save()  # the next snapshot packs it again, with its change
+    assert not s.trials.holds("3", recs["3"]) and s.trials.view("3")["pending_tags"] == {"pareto_optimal": "true"}
+    again = SweepState(tmp_path / STATE_FILE)  # a resumed driver
+    assert again.trials == s.trials and again.trials.packed() == 0  # packed again once its MLflow sync says so
+
+
+def test_a_packed_record_saved_by_its_old_dict_is_not_taken_for_another(tmp_path):
+    s = SweepState(tmp_path / STATE_FILE)
+    old = s.trials["0"] = dict(_rec(0), status="FINISHED")
+    s.settled = lambda rec: True
+    s.save()
+    assert s.trials.packed() == 1 and s._key(old) is None  # a stale copy names no record: nothing is saved for it
+    assert s._key(s.trials["0"]) == "0"

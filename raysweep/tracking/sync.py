@@ -54,6 +54,11 @@ class MlflowSync:
         self._background = background
         self._writer = _Writer(self._run) if background else None
         self._inflight: Optional[Dict[str, Any]] = None  # the batch the writer has
+        state.settled = self._settled  # an ended record MLflow has all of is packed in memory (sweep_state.py)
+
+    def _settled(self, rec: Dict[str, Any]) -> bool:
+        # a record in a batch still needs its push (its marks change only when the batch is applied): never packed
+        return not self._needs_push(rec)
 
     def __getstate__(self):
         # Tune pickles its callbacks (this sync among the recorder's parts) with its experiment: the writer stays here

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .._env import apply_quiet_env
 from ..config import SweepConfig
-from ..sweep_state import STATE_FILE, SweepState
+from ..sweep_state import ENDED, STATE_FILE, SweepState
 from ..tracking.store import SweepTracker, default_tracking_uri
 from .layout import absolute_input_paths, experiment_dir, new_sweep_id, ray_storage
 from .mlflow_fallback import safe_call
@@ -138,17 +138,13 @@ def _open_search(sweep: Sweep):
         sweep.printer(f"raysweep: released {left} placement group(s) an earlier driver of this sweep left reserved", flush=True)
     resume_points = [(r["trial"], r["sampled"]) for r in sorted(interrupted, key=lambda r: r["trial"])]
     _fail_orphaned_trials(study, keep={n for n, _ in resume_points})
-    ended = _ended(state)
+    ended = sum(1 for r in state.trials.values() if r["status"] in ENDED)
     sweep.resumed = (ended, len(interrupted))
     budget = budget_of(cfg.sweep.budget)
     sweep.spent = SpentTally(state.trials, budget[0] if budget else None)  # fed each report by the recorder
     searcher = OptunaMultiObjectiveSearch(cfg, study, resume_points=resume_points, spent=sweep.spent.total,
                                           notify=lambda line: _budget_reached(sweep, line))
     return study, searcher, max(0, cfg.sweep.num_samples - ended)
-
-
-def _ended(state: SweepState) -> int:
-    return sum(1 for r in state.trials.values() if r["status"] in ("FINISHED", "FAILED"))
 
 
 def _budget_reached(sweep: Sweep, line: str) -> None:
@@ -276,8 +272,9 @@ def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
     started = int(time.time())
     # consecutive Tune experiments of at most chunk_size() trials: Tune holds every trial of an experiment until it
     # ends (chunks.py); each starts where the last stopped, as a resumed sweep does, the scheduler rebuilt from the record
+    counts = parts.recorder.counts  # kept as trials end: reading the record would unpack every ended trial's
     for part, n in enumerate(plan_chunks(to_run, chunk_size())):
-        ended = _ended(sweep.state)
+        ended = counts["FINISHED"] + counts["FAILED"]
         tuner = tune.Tuner(
             tune.with_resources(parts.trial_fn, trial_resources(cfg.resources, plan.use_gpu)),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n,
@@ -295,7 +292,7 @@ def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
                                       failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures)),
         )
         tuner.fit()
-        if searcher.budget_reached or _ended(sweep.state) - ended < n:
+        if searcher.budget_reached or counts["FINISHED"] + counts["FAILED"] - ended < n:
             break  # the budget is spent, or the experiment was stopped before its trials ran (Ctrl-C)
     if parts.hub is not None:
         from .lean_train import release_placement_groups as release_hub_groups
