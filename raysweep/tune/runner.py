@@ -37,6 +37,7 @@ class Sweep:
     resumed: tuple = (0, 0)  # trials ended and interrupted before this run of the driver
     wall_s: float = 0.0  # this run's share of the sweep's wall time
     spent: Any = None  # budget.SpentTally: what the sweep has spent of sweep.budget
+    chunk: int = 0  # trials per Tune experiment (tune/chunks.py)
 
 
 def run_sweep(cfg: SweepConfig, *, workdir: Optional[Path] = None, resume_dir: Optional[Path] = None,
@@ -59,7 +60,7 @@ def _prepare(cfg: SweepConfig, workdir: Path, resume_dir: Optional[Path], printe
     from ..preflight import check_against_data
     from .chunks import chunk_size
 
-    chunk_size()  # a bad $RAYSWEEP_TUNE_CHUNK is refused before anything starts
+    chunk = chunk_size()  # a bad $RAYSWEEP_TUNE_CHUNK is refused before anything starts
     apply_quiet_env(workdir)
     absolute_input_paths(cfg, workdir)
 
@@ -69,7 +70,7 @@ def _prepare(cfg: SweepConfig, workdir: Path, resume_dir: Optional[Path], printe
     sweep_dir = Path(resume_dir).absolute() if resume_dir else (experiment_dir(cfg, workdir) / new_sweep_id())
     sweep_dir.mkdir(parents=True, exist_ok=True)
     return Sweep(cfg=cfg, workdir=workdir, printer=printer, plan=plan, sweep_dir=sweep_dir,
-                 state=SweepState(sweep_dir / STATE_FILE), resuming=resume_dir is not None)
+                 state=SweepState(sweep_dir / STATE_FILE), resuming=resume_dir is not None, chunk=chunk)
 
 
 def _open_parent_run(sweep: Sweep) -> None:
@@ -257,7 +258,7 @@ def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
     """The trials, through Ray Tune; the sweep's clock runs while they do."""
     from ray import tune
 
-    from .chunks import chunk_size, plan_chunks
+    from .chunks import plan_chunks
     from .placement import trial_resources, uses_inprocess
     from .schedulers import make_scheduler
     from .storage import join as storage_join
@@ -270,10 +271,10 @@ def _fit(sweep: Sweep, searcher, parts: Parts, to_run: int) -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3600")
     sweep.state.start_clock()
     started = int(time.time())
-    # consecutive Tune experiments of at most chunk_size() trials: Tune holds every trial of an experiment until it
+    # consecutive Tune experiments of at most sweep.chunk trials: Tune holds every trial of an experiment until it
     # ends (chunks.py); each starts where the last stopped, as a resumed sweep does, the scheduler rebuilt from the record
     counts = parts.recorder.counts  # kept as trials end: reading the record would unpack every ended trial's
-    for part, n in enumerate(plan_chunks(to_run, chunk_size())):
+    for part, n in enumerate(plan_chunks(to_run, sweep.chunk)):
         ended = counts["FINISHED"] + counts["FAILED"]
         tuner = tune.Tuner(
             tune.with_resources(parts.trial_fn, trial_resources(cfg.resources, plan.use_gpu)),
