@@ -15,9 +15,6 @@ one epoch, PGD-2 validation, in-process trials two at a time, final evaluation o
                              trial at the end of the trials
   rss_mb_at_each_tune_experiment_start  the driver's resident memory as each Tune experiment starts (a sweep longer
                              than RAYSWEEP_TUNE_CHUNK runs as several): its growth between them is what the sweep keeps
-  growth_kb_per_trial        (``--memory-growth``) Python memory allocated between the second and the last experiment's
-                             start and still held, per trial of those experiments, by the package whose code allocated it
-                             (tracemalloc, 10 frames: slow, not for timing), with the top allocation sites
   wall_parts                 what the wall pays per trial beyond the ideal's median: each trial's duration as the driver
                              saw it (percentiles, mean), how long a slot stood empty between trials, the trial's own
                              build and epoch (from its reports), the driver's GC pauses
@@ -56,7 +53,6 @@ import sys
 import tempfile
 import threading
 import time
-import tracemalloc
 import types
 from pathlib import Path
 
@@ -322,35 +318,7 @@ def _rss_mb():
     return round(int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6, 1)
 
 
-def _owner(tb):
-    """(package, file:line) of the newest frame of an allocation that is not the standard library's."""
-    for fr in reversed(tb):
-        f = fr.filename
-        if "site-packages/" in f:
-            rel = f.split("site-packages/", 1)[1]
-        elif "/raysweep/" in f:
-            rel = "raysweep/" + f.split("/raysweep/", 1)[1]
-        else:
-            continue
-        return rel.split("/", 1)[0].replace(".py", ""), f"{rel}:{fr.lineno}"
-    return "stdlib", f"{_short(tb[-1].filename)}:{tb[-1].lineno}" if len(tb) else "?"
-
-
-def _growth(first, last, trials):
-    """KB per trial still held at ``last`` that was allocated after ``first`` (tracemalloc snapshots), by owner."""
-    by_pkg, by_site = collections.Counter(), collections.Counter()
-    for st in last.compare_to(first, "traceback"):
-        if st.size_diff <= 0:
-            continue
-        pkg, site = _owner(st.traceback)
-        by_pkg[pkg] += st.size_diff
-        by_site[site] += st.size_diff
-    kb = lambda b: round(b / 1024 / trials, 2)  # noqa: E731
-    return {"trials": trials, "by_package": {k: kb(v) for k, v in by_pkg.most_common()},
-            "top_sites": [[k, kb(v)] for k, v in by_site.most_common(15)]}
-
-
-def run_one(n, concurrency, train_size, memory=False, growth=False):
+def run_one(n, concurrency, train_size, memory=False):
     from raysweep import sweep_state
     from raysweep._env import apply_quiet_env
     from raysweep.config import load_config
@@ -410,21 +378,16 @@ def run_one(n, concurrency, train_size, memory=False, growth=False):
     _main_cpu(TuneController, "step", main_parts, "tune_step")
     import gc
 
-    # RSS (and, with --memory-growth, a tracemalloc snapshot) as each Tune experiment starts
+    # the driver's RSS as each Tune experiment starts (a sweep of more than RAYSWEEP_TUNE_CHUNK trials runs as several)
     from ray import tune as ray_tune
 
     fit, at_fit = ray_tune.Tuner.fit, []
 
     def fit_measured(self, *a, **k):
-        if growth:
-            gc.collect()
-        at_fit.append((_rss_mb(), tracemalloc.take_snapshot() if growth else None,
-                       int(os.environ.get("RAYSWEEP_TUNE_CHUNK", "2000"))))
+        at_fit.append(_rss_mb())
         return fit(self, *a, **k)
 
     ray_tune.Tuner.fit = fit_measured
-    if growth:
-        tracemalloc.start(10)
     gc_pauses = GcPauses()
     gc.callbacks.append(gc_pauses)
     starts, ends = {}, []
@@ -497,9 +460,7 @@ def run_one(n, concurrency, train_size, memory=False, growth=False):
             "tune_loop": round((in_step - main_parts.get("raysweep_callbacks", 0.0) - main_parts.get("searcher", 0.0)) / n, 4),
             "rest": round((main_cpu - in_step) / n, 4)},
         "profile": sampler.top(),
-        "rss_mb_at_each_tune_experiment_start": [r for r, _, _ in at_fit],
-        **({"growth_kb_per_trial": _growth(at_fit[1][1], at_fit[-1][1], (len(at_fit) - 2) * at_fit[0][2])}
-           if growth and len(at_fit) > 2 else {}),
+        "rss_mb_at_each_tune_experiment_start": at_fit,
         **measured,
     }
 
@@ -685,9 +646,6 @@ def main(argv=None):
     ap.add_argument("--resume-at", type=int, help="SIGKILL the driver after this many trials end, then time `raysweep resume`")
     ap.add_argument("--memory", action="store_true",
                     help="also count what Tune's, Optuna's and raysweep's objects hold per trial (slow: not for timing)")
-    ap.add_argument("--memory-growth", action="store_true",
-                    help="trace which package's allocations the driver keeps from one Tune experiment to the next "
-                         "(needs RAYSWEEP_TUNE_CHUNK below N/2; slow: not for timing)")
     ap.add_argument("--keep", action="store_true", help="keep each run's working directory (sweep, MLflow store, checkpoints)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one N, JSON on stdout's last line
     args = ap.parse_args(argv)
@@ -712,12 +670,12 @@ def _main(args):
         return
     if args.one:
         print("RESULT " + json.dumps(run_one(args.trials[0], args.concurrency, args.train_size,
-                                                       memory=args.memory, growth=args.memory_growth)), flush=True)
+                                                       memory=args.memory)), flush=True)
         return
     runs = []
     for n in args.trials:
         cmd = [sys.executable, __file__, str(n), "--one", "--concurrency", str(args.concurrency),
-               "--train-size", str(args.train_size)] + (["--memory"] if args.memory else []) + (["--memory-growth"] if args.memory_growth else []) \
+               "--train-size", str(args.train_size)] + (["--memory"] if args.memory else []) \
             + (["--keep"] if args.keep else [])
         p = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -735,8 +693,6 @@ def _main(args):
               f"{r['driver_cpu_split_s_per_trial']}", flush=True)
         print(f"    wall parts {r.get('wall_parts')}\n    main thread CPU by owner (s/trial) {r.get('main_cpu_s_per_trial')}")
         print(f"    RSS at each Tune experiment's start (MB) {r['rss_mb_at_each_tune_experiment_start']}")
-        if r.get("growth_kb_per_trial"):
-            print(f"    kept per trial (KB) {r['growth_kb_per_trial']}")
         for name, pct in r["profile"]["inclusive"][:12]:
             print(f"    {pct:5.1f}%  {name}")
     if args.out:
