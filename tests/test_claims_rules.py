@@ -41,6 +41,12 @@ def test_the_tuned_point_decides_when_it_is_there():
     v = _judge([_row("TRADES-10", 0.86, 500.0), _row("BS", 0.50, 400.0), _row("BS (tuned)", 0.60, 400.0)])
     assert v["verdict"] == "does not hold" and not v["provisional"]
 
+def test_a_tuned_configuration_judged_against_two_baselines_is_awaited_once():
+    rule = dict(RULE, all_pairs=True, pairs=[("TRADES-10", ["BS", "BS (tuned)"]), ("TRADES-20", ["BS", "BS (tuned)"])])
+    rows = {r["label"]: r for r in [_row("TRADES-10", 0.86, 500.0), _row("TRADES-20", 0.86, 600.0), _row("BS", 0.82, 180.0)]}
+    assert claims_judge.assess(rule, rows)["untuned"] == ["BS (tuned)"]
+    assert claims_judge.judge(rule, rows)["why"].endswith("| provisional: BS (tuned) not run yet")
+
 def test_higher_needs_a_margin_and_cheaper_needs_time_and_cost():
     rule = dict(RULE, robust="higher", speed="cheaper", pairs=[("FGSM-RS", ["FPB"])])
     assert _judge([_row("FGSM-RS", 0.40, 360.0), _row("FPB", 0.80, 310.0, cost=7.0)], rule)["verdict"] == "holds"

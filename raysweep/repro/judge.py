@@ -154,7 +154,8 @@ def assess(rule: Dict[str, Any], rows: Dict[str, Dict[str, Any]],
     else:
         verdict = known[0]
     # The rule above: no "does not hold" (or "partly") before the method's own tuning sweep has had its say.
-    untuned = [c for _, cands in rule["pairs"] for c in cands if c.endswith("(tuned)") and c not in rows]
+    # a tuned configuration judged against several baselines is named once
+    untuned = list(dict.fromkeys(c for _, cands in rule["pairs"] for c in cands if c.endswith("(tuned)") and c not in rows))
     provisional = verdict not in (None, "holds") and bool(untuned)
     return {"rule": rule, "pairs": pairs, "control": ctl, "verdict": verdict, "provisional": provisional,
             "untuned": untuned if provisional else []}
