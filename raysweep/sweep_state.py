@@ -216,7 +216,7 @@ class TrialRecords(MutableMapping):
         return self._recs.get(key) is rec
 
     def live(self) -> Dict[str, Dict[str, Any]]:
-        """The records held as dicts (every record not ``settle``d), by key."""
+        """The records held as dicts (every record not packed), by key."""
         return {k: r for k, r in self._recs.items() if not isinstance(r, bytes)}
 
     def packed(self) -> int:
@@ -226,8 +226,7 @@ class TrialRecords(MutableMapping):
         """The record's JSON; a dict record that is ``settled`` is packed on the way."""
         rec = self._recs[key]
         if isinstance(rec, bytes):
-            d = zlib.decompressobj(zdict=self._zdict)
-            return d.decompress(rec) + d.flush()
+            return self._inflate(rec)
         body = _dumps(rec)
         if settled(rec):
             if self._zdict is None:
@@ -236,9 +235,12 @@ class TrialRecords(MutableMapping):
             self._recs[key] = c.compress(body) + c.flush()
         return body
 
-    def _unpack(self, blob: bytes) -> Dict[str, Any]:
+    def _inflate(self, blob: bytes) -> bytes:
         d = zlib.decompressobj(zdict=self._zdict)
-        return json.loads(d.decompress(blob) + d.flush())
+        return d.decompress(blob) + d.flush()
+
+    def _unpack(self, blob: bytes) -> Dict[str, Any]:
+        return json.loads(self._inflate(blob))
 
 
 class _Values(ValuesView):
