@@ -9,6 +9,7 @@ Two objectives only: with more, nothing is computed and the sweep says so once."
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
+from ..sweep_state import ENDED
 from .pareto import IncrementalFront, hypervolume_2d
 
 DERIVED_FACTOR = 10.0
@@ -66,7 +67,7 @@ class HypervolumeTracker:
                 self._take(state.trials.get(str(n)))
         # a sweep begun by a raysweep without this record (fresh), or a driver killed between a trial's
         # end and its point: its ended trials, in trial order
-        missed = [r for r in state.trials.values() if r.get("status") in ("FINISHED", "FAILED") and r["trial"] not in self._seen]
+        missed = [r for r in state.trials.values() if r.get("status") in ENDED and r["trial"] not in self._seen]
         for rec in sorted(missed, key=lambda r: r["trial"]):
             self.on_complete(rec, save=False)
         if fresh or declare or missed:

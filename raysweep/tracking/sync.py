@@ -21,7 +21,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from ..methods import get_method
-from ..sweep_state import SweepState
+from ..sweep_state import ENDED, SweepState
 from ..train.spec import flatten
 
 FLUSH_S = 1.0
@@ -153,7 +153,7 @@ class MlflowSync:
         logged = set(rec.get("logged", []))
         return (not rec.get("run_id") or not rec.get("params_logged", True) or bool(rec.get("pending_tags"))
                 or bool(rec.get("pending_metrics")) or any(int(h.get("epoch", 0)) not in logged for h in rec.get("history", []))
-                or (rec["status"] in ("FINISHED", "FAILED") and not rec.get("terminated")))
+                or (rec["status"] in ENDED and not rec.get("terminated")))
 
     def _job(self, rec: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if not self._needs_push(rec):
@@ -176,7 +176,7 @@ class MlflowSync:
         epochs = [m for m in rec.get("history", []) if int(m.get("epoch", 0)) not in logged]
         extra = dict(rec.get("pending_metrics") or {})
         tags = dict(rec.get("pending_tags") or {})
-        end = rec["status"] if rec["status"] in ("FINISHED", "FAILED") and not rec.get("terminated") else None
+        end = rec["status"] if rec["status"] in ENDED and not rec.get("terminated") else None
         # epochs a killed driver was pushing when it died (its mark survived, its bookkeeping did not)
         check = sorted(set(rec.get("pushing", [])) & {int(m.get("epoch", 0)) for m in epochs}) \
             if rec["trial"] in self._unsure else []
