@@ -229,3 +229,36 @@ def test_an_interrupted_replay_resumes_from_its_cache(tmp_path):
     assert [r["final_hv"] for r in again["synthetic"]] == [r["final_hv"] for r in first["synthetic"]]
     assert len(cache.read_text().splitlines()) == 5  # only the torn replay ran again, on a line of its own
     assert json.loads(cache.read_text().splitlines()[-1])["seed"] == 1
+
+
+def test_a_seed_ending_below_randoms_final_hv_is_continued_past_the_budget(tmp_path):
+    curves = tmp_path / "replay_curves_synthetic.json"
+    curves.write_text(json.dumps(table_json()))
+    runs, meta = sb.run_all([str(curves)], ["random", "tpe"], 4, procs=1)
+    rs = runs["synthetic"]
+    target = sum(r["final_hv"] for r in rs if r["search"] == "random") / 4
+    below = [r for r in rs if sb.first_reach(r["curve"], target) is None]
+    assert below, "the grid should leave some seed below random's mean"
+    sb.continue_unreached(runs, meta, procs=1)
+    budget = meta["synthetic"]["budget_s"]
+    for r in rs:
+        c = r.get("continued")
+        assert (c is not None) == (r in below)
+        if c:
+            assert c["budget_s"] == sb.CONTINUE_BUDGETS * budget and c["target"] == target
+            assert c["reach_s"] is None or c["reach_s"] >= budget  # the two sweeps agree until B is spent
+    out, _ = sb.summarise_dataset(rs, budget, n_boot=100)
+    for name in ("random", "tpe"):
+        f, mine = out[name]["budget_fraction_to_random_final_hv"], [r for r in rs if r["search"] == name]
+        assert f["reached"] == sum(r not in below for r in mine)
+        assert f["reached_continued"] == sum(r not in below or r["continued"]["reach_s"] is not None for r in mine)
+        assert (f["mean"] is None) == (f["reached_continued"] < 4)
+        for r, x in zip(mine, out[name]["per_seed_fraction"]):
+            assert (x is None) == (r in below and r["continued"]["reach_s"] is None)
+            assert x is None or (x > 1.0) == (r in below)
+    # a continuation that differs from its sweep before B means the replay is not deterministic: refused
+    bad = [list(p) for p in below[0]["curve"]]
+    i = next(i for i, (x, h) in enumerate(bad) if 0 < x < budget and h > 0)
+    bad[i][1] += 1.0
+    with pytest.raises(RuntimeError, match="not deterministic"):
+        sb._same_until(bad, below[0]["curve"], budget)
