@@ -332,11 +332,17 @@ def first_reach(curve, target):
     return next((s for s, hv in curve if hv >= target - 1e-12), None)
 
 
+def random_final_hv(runs):
+    """The target every search is timed to: random search's mean final hypervolume (None without random)."""
+    hv = [r["final_hv"] for r in runs if r["search"] == "random"]
+    return float(np.mean(hv)) if hv else None
+
+
 def summarise_dataset(runs, budget_s, n_boot=10_000):
     by: Dict[str, list] = {}
     for r in runs:
         by.setdefault(r["search"], []).append(r)
-    target = float(np.mean([r["final_hv"] for r in by["random"]])) if "random" in by else None
+    target = random_final_hv(runs)
     out = {}
     for name, rs in by.items():
         mean, ci = bootstrap_ci([r["final_hv"] for r in rs], n_boot)
@@ -484,8 +490,7 @@ def continue_unreached(runs, meta, procs=2, cache=None):
     same sweep up to the spend B (the budget only refuses new trials once B is spent), which is checked."""
     todo = []
     for ds, rs in runs.items():
-        target = float(np.mean([r["final_hv"] for r in rs if r["search"] == "random"])) \
-            if any(r["search"] == "random" for r in rs) else None
+        target = random_final_hv(rs)
         if target is None:
             continue
         for r in rs:
