@@ -390,8 +390,8 @@ def _front_method_counts(rs):
 
 def recommend(datasets):
     """The search that reaches random's final hypervolume soonest (mean fraction of B over datasets), among those
-    that reach it on every seed of every dataset (within CONTINUE_BUDGETS x B); failing that, the highest final hypervolume relative to
-    random's."""
+    that reach it on every seed of every dataset (within CONTINUE_BUDGETS x B); failing that, the highest final
+    hypervolume relative to random's."""
     names = set.intersection(*[set(d["searches"]) for d in datasets.values()])
     ok = [n for n in names if all(d["searches"][n]["budget_fraction_to_random_final_hv"]["mean"] is not None
                                   for d in datasets.values())]
@@ -502,7 +502,7 @@ def continue_unreached(runs, meta, procs=2, cache=None):
              meta[ds]["reference_point"]) for ds, r, _ in todo]
     longer = run_all_jobs([(ds, j) for (ds, _, _), j in zip(todo, jobs)], procs, cache)
     for (ds, r, target), j in zip(todo, jobs):
-        c = longer[(ds, j[1], j[2], j[3], round(j[4], 6))]
+        c = longer[_key(ds, j)]
         _same_until(r["curve"], c["curve"], meta[ds]["budget_s"])
         r["continued"] = {"budget_s": j[4], "target": target, "reach_s": first_reach(c["curve"], target),
                           "final_hv": c["final_hv"], "spent": c["spent"]}
